@@ -1,0 +1,246 @@
+"""``genlab``: the command line, generated from the registry and the config dataclasses.
+
+    genlab list
+    genlab train FAMILY --data NAME|PATH [--epochs N] [--set key=value ...] [--out DIR]
+    genlab resume RUN [--epochs N]
+    genlab sample RUN -n N --out FILE.png|.npy|.csv
+    genlab eval RUN [--data NAME|PATH] [--split test]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .registry import config_fields, families, get_family
+
+EPILOG = "Run `genlab COMMAND --help` for each command's options; `genlab train FAMILY --help` lists a family's settings."
+
+
+def _type_name(t) -> str:
+    return getattr(t, "__name__", str(t)).replace("typing.", "")
+
+
+def _family_help(name: str) -> str:
+    cls = get_family(name)
+    lines = [f"{name}: density {cls.density.value}; sampling {cls.sampling}; training {cls.training}.",
+             (cls.__doc__ or "").strip().split("\n")[0], "", "settings (--set key=value):"]
+    for f, t in config_fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        lines.append(f"  {f.name} ({_type_name(t)}, default {default!r}): {f.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
+def _add_trainer_flags(p: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    g = p.add_argument_group("trainer")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata.get("help"))
+        else:
+            conv = {"epochs": int, "batch_size": int, "patience": _int_or_none, "checkpoint_every": int,
+                    "log_every": int, "seed": int, "lr": float, "weight_decay": float, "grad_clip": _float_or_none,
+                    "ema": _float_or_none, "max_minutes": _float_or_none}.get(f.name, str)
+            g.add_argument(flag, type=conv, default=None, metavar=f.name.upper(),
+                           help=f"{f.metadata.get('help', '')} (default: {f.default})")
+
+
+def _int_or_none(s: str):
+    return None if s.lower() == "none" else int(s)
+
+
+def _float_or_none(s: str):
+    return None if s.lower() == "none" else float(s)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data import dataset_names
+
+    p = argparse.ArgumentParser(prog="genlab", description="Train, sample, score and evaluate generative models "
+                                "of every family through one interface.", epilog=EPILOG)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser("list", help="families with their capabilities; data sets",
+                   description="List the registered families (with the capability row of the design table) "
+                               "and the named data sets.")
+
+    tp = sub.add_parser("train", help="train a family on a data set into a run directory",
+                        description="Train FAMILY on a named data set or a file; writes runs/<name>/ "
+                                    "(config.json, model.safetensors, checkpoint, metrics.jsonl, samples.png).",
+                        epilog=EPILOG)
+    fam = tp.add_subparsers(dest="family", metavar="FAMILY", required=True)
+    for name in families():
+        fp = fam.add_parser(name, help=(get_family(name).__doc__ or "").strip().split("\n")[0],
+                            description=_family_help(name), formatter_class=argparse.RawDescriptionHelpFormatter)
+        fp.add_argument("--data", default="digits",
+                        help=f"data set name ({', '.join(dataset_names())}) or a path to .npy/.npz/.csv "
+                             "or a folder of images (default: digits)")
+        fp.add_argument("--n", type=int, default=None, help="use only the first N examples (toys: generate N)")
+        fp.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="a family setting (repeatable); see the list above")
+        fp.add_argument("--out", default=None, help="run directory (default: runs/FAMILY-DATA, never overwritten)")
+        _add_trainer_flags(fp)
+
+    rp = sub.add_parser("resume", help="continue a run from its last checkpoint",
+                        description="Continue RUN from checkpoint.safetensors exactly where it stopped.")
+    rp.add_argument("run", help="run directory")
+    rp.add_argument("--epochs", type=int, default=None, help="train up to this many epochs in all")
+    rp.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes")
+
+    sp = sub.add_parser("sample", help="draw samples from a trained run",
+                        description="Draw N samples from RUN and write them as a PNG grid/scatter, .npy or .csv.")
+    sp.add_argument("run", help="run directory")
+    sp.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    sp.add_argument("--out", required=True, help="output file: .png, .npy or .csv")
+    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--condition", type=int, default=None, help="class label for conditional families")
+
+    ep = sub.add_parser("eval", help="test NLL (nats) and bits/dim of a run",
+                        description="Score the test split of the run's data (or --data) and write eval.json.")
+    ep.add_argument("run", help="run directory")
+    ep.add_argument("--data", default=None, help="data set or path to score instead of the run's test split")
+    ep.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split (default test)")
+    return p
+
+
+def cmd_list(args) -> int:
+    from .data import dataset_names
+    from .protocol import Conditional, Energy, Latent
+
+    rows = [("family", "density", "sampling", "training", "latents", "conditional")]
+    for name in families():
+        cls = get_family(name)
+        lat = getattr(cls, "latent_kind", "R^L") if issubclass(cls, Latent) else ("energy" if issubclass(cls, Energy) else "none")
+        rows.append((name, cls.density.value, cls.sampling, cls.training, lat, "yes" if issubclass(cls, Conditional) else "no"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print("\ndata sets: " + ", ".join(dataset_names()))
+    print("or a path: .npy / .npz / .csv, or a folder of PNG/JPEG images")
+    return 0
+
+
+def _default_out(family: str, data: str) -> Path:
+    base = Path("runs") / f"{family}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(data).stem or data)}"
+    out, k = base, 2
+    while out.exists() and any(out.iterdir()):
+        out, k = Path(f"{base}-{k}"), k + 1
+    return out
+
+
+def cmd_train(args) -> int:
+    from .runs import train_run
+    from .train import TrainConfig
+
+    settings = {}
+    for s in args.settings:
+        if "=" not in s:
+            raise ValueError(f"--set expects KEY=VALUE, got {s!r}")
+        k, v = s.split("=", 1)
+        settings[k.strip()] = v.strip()
+    train = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                           if getattr(args, f.name, None) is not None})
+    out = Path(args.out) if args.out else _default_out(args.family, args.data)
+    if out.exists() and (out / "config.json").exists():
+        raise ValueError(f"{out} already holds a run; choose another --out or `genlab resume {out}`")
+    print(f"training {args.family} on {args.data} -> {out}", file=sys.stderr)
+    model, splits = train_run(args.family, args.data, out, config=settings, train=train, n=args.n)
+    cfg = json.loads((out / "config.json").read_text())
+    st = cfg.get("stopped", {})
+    print(f"done: {st.get('reason')} after {st.get('step')} steps; best validation loss {st.get('best_val_loss')}")
+    print(f"run: {out}   samples: {out / 'samples.png'}")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from .runs import resume_run
+
+    resume_run(args.run, epochs=args.epochs, max_minutes=args.max_minutes)
+    cfg = json.loads((Path(args.run) / "config.json").read_text())
+    print(f"done: {cfg.get('stopped', {}).get('reason')}; run: {args.run}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from . import io
+    from .report import save_samples
+
+    model = io.load(args.run)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npy", ".csv"):
+        raise ValueError(f"--out must end in .png, .npy or .csv, got {out.name!r}")
+    g = torch.Generator().manual_seed(args.seed)
+    x = model.sample(args.n, condition=args.condition, generator=g)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".png":
+        save_samples(x, model.spec, out, title=f"{model.name} samples")
+    elif out.suffix.lower() == ".npy":
+        np.save(out, x.numpy())
+    else:
+        header = ",".join(model.spec.feature_names) if model.spec.feature_names else ""
+        np.savetxt(out, x.reshape(len(x), -1).numpy(), delimiter=",", header=header, comments="", fmt="%.6g")
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from . import io
+    from .data import load_dataset
+    from .metrics import bits_per_dim, nll
+    from .protocol import NotSupported
+    from .runs import load_splits
+
+    run = Path(args.run)
+    model = io.load(run)
+    cfg = io.read_json(run / "config.json")
+    if args.data:
+        ds = load_dataset(args.data, seed=cfg["data"].get("seed", 0))
+        where = args.data
+    else:
+        ds = getattr(load_splits(cfg["data"]), args.split)
+        where = f"{cfg['data']['name']} ({args.split} split)"
+    result: dict = {"family": model.name, "data": where, "n": len(ds), "density": model.density.value,
+                    "not_computed": {}}
+    try:
+        e = nll(model, ds.x)
+        result["nll_nats"] = e.to_dict()
+        result["bits_per_dim"] = bits_per_dim(e, model.spec.dim).to_dict()
+        kind = "upper bound" if (model.density.value == "bound" or model.spec.is_discrete) else "exact"
+        result["nll_is"] = kind
+        print(f"{model.name} on {where}: NLL {e} nats ({kind}); bits/dim {bits_per_dim(e, model.spec.dim)}")
+    except NotSupported as err:
+        result["not_computed"]["nll"] = str(err)
+        print(f"{model.name}: NLL not computed: {err}")
+    io.write_json(run / "eval.json", result)
+    print(f"wrote {run / 'eval.json'}")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "resume": cmd_resume, "sample": cmd_sample, "eval": cmd_eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the last checkpoint is kept; continue with `genlab resume RUN`", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotImplementedError, RuntimeError) as e:
+        print("genlab: error: " + textwrap.fill(str(e), 100, subsequent_indent="  "), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The conformance suite: every registered family, on vectors (moons) and images (digits)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import genlab
+from genlab import Conditional, Density, Latent, NotSupported, io
+from genlab.protocol import Batch
+
+from conftest import FAMILY_CONFIGS, fit_tiny, tiny_model
+
+CASES = [(f, d) for f in sorted(FAMILY_CONFIGS) for d in ("moons", "digits")]
+
+
+def test_every_family_is_in_the_conformance_list():
+    assert sorted(FAMILY_CONFIGS) == genlab.families()
+
+
+@pytest.fixture(scope="module")
+def fitted(datasets):
+    cache = {}
+
+    def get(family, data):
+        if (family, data) not in cache:
+            cache[family, data] = fit_tiny(family, datasets[data])[0]
+        return cache[family, data]
+    return get
+
+
+@pytest.mark.parametrize("family,data", CASES)
+def test_shapes_and_values(family, data, datasets, fitted):
+    ds, model = datasets[data], fitted(family, data)
+    x = model.sample(7, generator=torch.Generator().manual_seed(1))
+    assert x.shape == (7, *ds.spec.event_shape)
+    assert torch.isfinite(x).all()
+    if ds.spec.is_discrete:
+        assert (x == x.round()).all() and x.min() >= 0 and x.max() <= ds.spec.levels - 1
+    if model.density in (Density.EXACT, Density.BOUND):
+        lp = model.log_prob(ds.x[:11])
+        assert lp.shape == (11,) and torch.isfinite(lp).all()
+        # flattened input is accepted too
+        torch.testing.assert_close(model.log_prob(ds.x[:11].reshape(11, -1)), lp)
+    if isinstance(model, Latent) and family != "gan":
+        z = model.encode(ds.x[:5])
+        assert z.shape[0] == 5
+        assert model.decode(z).shape == (5, *ds.spec.event_shape)
+
+
+@pytest.mark.parametrize("family,data", CASES)
+def test_a_training_step_lowers_the_loss_on_a_fixed_batch(family, data, datasets):
+    ds = datasets[data]
+    model = tiny_model(family, ds.spec)
+    model.setup(ds.x, ds.y, ds.x[:32])
+    batch_x = ds.x[:64]
+    for obj in model.objectives():
+        def loss():
+            return obj.loss(Batch(batch_x, None, torch.Generator().manual_seed(3)))
+        first = float(loss().value)
+        if not obj.parameters:  # closed form / EM: repeated updates never make it worse
+            values = [first] + [float(loss().value) for _ in range(3)]
+            assert all(b <= a + 1e-6 * abs(a) for a, b in zip(values, values[1:])), values
+            continue
+        opt = torch.optim.Adam(obj.parameters, lr=1e-3)
+        for _ in range(10):
+            opt.zero_grad()
+            loss().value.backward()
+            opt.step()
+        assert float(loss().value) < first, f"{obj.name}: {first} -> {float(loss().value)}"
+
+
+@pytest.mark.parametrize("family,data", CASES)
+def test_save_load_round_trip(family, data, datasets, fitted, tmp_path):
+    ds, model = datasets[data], fitted(family, data)
+    io.save(model, tmp_path)
+    back = genlab.load(tmp_path)
+    assert type(back) is type(model) and back.spec == model.spec and back.config == model.config
+    s1 = model.sample(9, generator=torch.Generator().manual_seed(5))
+    s2 = back.sample(9, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(s1, s2, rtol=0, atol=0)
+    if model.density in (Density.EXACT, Density.BOUND):
+        torch.testing.assert_close(model.log_prob(ds.x[:20]), back.log_prob(ds.x[:20]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family,data", CASES)
+def test_deterministic_under_a_seed(family, data, datasets):
+    a, _ = fit_tiny(family, datasets[data], seed=4, epochs=1)
+    b, _ = fit_tiny(family, datasets[data], seed=4, epochs=1)
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(v, w, rtol=0, atol=0, msg=k)
+    g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    torch.testing.assert_close(a.sample(5, generator=g()), b.sample(5, generator=g()), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_CONFIGS))
+def test_not_supported_where_the_table_says(family, moons, fitted):
+    model = fitted(family, "moons")
+    if model.density in (Density.NONE, Density.UNNORMALIZED):
+        with pytest.raises(NotSupported, match="density"):
+            model.log_prob(moons.x[:4])
+    if not isinstance(model, Conditional):
+        with pytest.raises(NotSupported, match="not conditional"):
+            model.sample(3, condition=torch.zeros(3, dtype=torch.long))
+    est = genlab.Estimator(family, epochs=1, **FAMILY_CONFIGS[family]).fit(moons.x[:128].numpy())
+    if not isinstance(est.model_, Latent):
+        with pytest.raises(NotSupported, match="latent"):
+            est.transform(moons.x[:4].numpy())
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_CONFIGS))
+def test_bad_input_is_refused_with_a_clear_error(family, moons, fitted):
+    model = fitted(family, "moons")
+    if model.density not in (Density.EXACT, Density.BOUND):
+        return
+    with pytest.raises(ValueError, match="expected shape"):
+        model.log_prob(torch.zeros(4, 3))
+    bad = moons.x[:4].clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf in 1 example.*row 2"):
+        model.log_prob(bad)
+    with pytest.raises(ValueError, match="numeric"):
+        model.log_prob(moons.x[:4].numpy().astype(str))
