@@ -159,7 +159,7 @@ class GenerativeModel(nn.Module):
         z, logdet = self.pre(x, batch.generator)
         cond = batch.y if isinstance(self, Conditional) else None
         nll = -(self._log_prob(z, condition=cond, generator=batch.generator) + logdet).mean()
-        return Loss(nll, {"nll": nll.item()})
+        return Loss(nll)
 
     def val_loss(self, x: Tensor, y: Tensor | None = None) -> float | None:
         """Validation figure for early stopping (lower is better): mean NLL in nats, or None."""

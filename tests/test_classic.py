@@ -49,9 +49,11 @@ def test_gaussian_is_the_closed_form_mle():
 
 def test_gmm_em_never_decreases_the_likelihood():
     x = torch.from_numpy(blobs(100, 2.0))  # overlapping blobs: EM takes many steps
-    history = fit(build("gmm", n_components=4, tol=1e-10, kmeans_iters=1), x)
-    ll = -np.array([h.value.item() for h in history])
-    assert len(ll) > 5
+    model = build("gmm", n_components=4, tol=0.0, kmeans_iters=1)
+    model.setup(x)
+    (em,) = model.objectives()
+    ll = np.array([-em.loss(Batch(x)).value.item() for _ in range(40)])
+    assert ll[-1] - ll[0] > 1e-3  # it did move
     assert np.all(np.diff(ll) >= -1e-9), np.diff(ll).min()
 
 
@@ -111,7 +113,7 @@ def test_density_integrates_to_one(name, config):
     x = blobs(60, 0.8)
     model = build(name, **config)
     fit(model, torch.from_numpy(x))
-    lo, hi = x.min(0) - 5, x.max(0) + 5
+    lo, hi = x.min(0) - 10, x.max(0) + 10
     gx, gy = (torch.linspace(float(lo[i]), float(hi[i]), 400, dtype=torch.float64) for i in (0, 1))
     grid = torch.stack(torch.meshgrid(gx, gy, indexing="ij"), -1).reshape(-1, 2)
     p = model.log_prob(grid).exp().reshape(400, 400)

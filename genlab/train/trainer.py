@@ -130,7 +130,8 @@ class Trainer:
                     idx = order[b * bs:(b + 1) * bs]
                     if len(idx) == 0:
                         continue
-                    record = self._step(Batch(x[idx], y[idx] if y is not None else None, self.generator))
+                    record = self._step(Batch(x[idx], y[idx] if y is not None else None, self.generator),
+                                        last=b == n_batches - 1)
                     self.batch_in_epoch = b + 1
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.startswith("loss")}
@@ -158,7 +159,7 @@ class Trainer:
         return self._finish()
 
     # -- one step ------------------------------------------------------------------------------
-    def _step(self, batch: Batch) -> dict[str, Any]:
+    def _step(self, batch: Batch, last: bool = False) -> dict[str, Any]:
         self.model.train()
         record: dict[str, Any] = {"step": self.step + 1, "epoch": self.epoch}
         lr_factor = self._lr_factor()
@@ -189,7 +190,7 @@ class Trainer:
         record["time_s"] = time.perf_counter() - self.t0
         if record["done"]:
             self.finished, self.stop_reason = True, "converged"
-        if self.step % self.config.log_every == 0 or record["done"] or self.full_batch:
+        if self.step % self.config.log_every == 0 or record["done"] or last:
             self._log(record)
         for cb in self.callbacks:
             cb(self, record)
