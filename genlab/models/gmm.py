@@ -105,7 +105,8 @@ class GMM(GenerativeModel):
         self.register_buffer("weights", torch.full((K,), 1.0 / K))
         self.register_buffer("means", torch.zeros(K, D))
         self.register_buffer("scale_tril", torch.eye(D).repeat(K, 1, 1))
-        self._last_ll = -math.inf  # mean train log-likelihood of the previous E step
+        # mean train log-likelihood of the previous E step (a buffer, so resume continues EM exactly)
+        self.register_buffer("last_ll", torch.tensor(-math.inf, dtype=torch.float64))
 
     def setup(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None) -> None:
         """k-means initialisation: hard responsibilities from k-means labels, then an M step."""
@@ -120,7 +121,7 @@ class GMM(GenerativeModel):
         labels = kmeans(z, K, self.config.kmeans_iters, g)
         resp = torch.nn.functional.one_hot(labels, K).to(z.dtype)
         self._set(*m_step(z, resp, self.config.reg))
-        self._last_ll = -math.inf
+        self.last_ll.fill_(-math.inf)
 
     def _set(self, weights: Tensor, means: Tensor, scale_tril: Tensor) -> None:
         self.weights.copy_(weights)
@@ -144,7 +145,8 @@ class GMM(GenerativeModel):
         ll = torch.logsumexp(joint, 1)  # (n,) log p(z_n) under the current parameters
         self._set(*m_step(z, (joint - ll[:, None]).exp(), self.config.reg))
         mean_ll = ll.mean().item()
-        gain, self._last_ll = mean_ll - self._last_ll, mean_ll
+        gain = mean_ll - float(self.last_ll)
+        self.last_ll.fill_(mean_ll)
         nll = -(ll + logdet).mean()
         logs = {"nll": nll.item()} | ({"gain": gain} if math.isfinite(gain) else {})
         return Loss(nll, logs, done=gain < self.config.tol)

@@ -40,8 +40,8 @@ def save_samples(x: torch.Tensor, spec: DataSpec, path: str | Path, title: str =
     path.parent.mkdir(parents=True, exist_ok=True)
     if spec.is_image:
         arr = image_grid(x, spec)
-        scale = max(1, 256 // max(spec.event_shape[1:]) // max(1, math.ceil(math.sqrt(len(x))) // 8))
         img = Image.fromarray(arr)
+        scale = max(1, 640 // max(img.width, img.height))
         img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(path)
         return path
     import matplotlib
