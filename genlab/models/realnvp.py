@@ -22,8 +22,8 @@ from ..registry import register
 
 @dataclass
 class RealNVPConfig:
-    n_layers: int = field(default=8, metadata={"help": "number of affine coupling layers"})
-    hidden: int = field(default=256, metadata={
+    n_layers: int = field(default=12, metadata={"help": "number of affine coupling layers"})
+    hidden: int = field(default=128, metadata={
         "help": "hidden width of each coupling MLP (conv nets use hidden // 4 channels)"})
     depth: int = field(default=2, metadata={
         "help": "hidden layers per coupling MLP (residual blocks per coupling conv net)"})
@@ -105,6 +105,7 @@ class RealNVP(GenerativeModel):
     density = Density.EXACT
     sampling = "fast"
     training = "MLE"
+    default_epochs = 200  # moons: ~6,400 steps of 256 to come within 0.03 nats of the entropy
 
     def __init__(self, spec: DataSpec, config: RealNVPConfig):
         super().__init__(spec, config)

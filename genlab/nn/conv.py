@@ -14,6 +14,24 @@ from torch import Tensor, nn
 Act = Callable[[], nn.Module]
 
 
+def variance_preserving_init(module: nn.Module) -> None:
+    """He initialisation (He et al. 2015) of every linear / (transposed) convolution, zero biases.
+
+    PyTorch's default init shrinks activations by ~3x per layer, so a 5-layer decoder starts with
+    outputs that barely depend on its input (a GAN generator then collapses before it learns);
+    with this init the output scale is ~1 at any depth. The fan-in of a transposed convolution is
+    ``in_channels * k^2 / stride^2`` (each output sees that many weights).
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            if isinstance(m, nn.ConvTranspose2d):
+                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1] / (m.stride[0] * m.stride[1])
+            else:
+                fan_in = m.weight[0].numel()
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_in))
+            nn.init.zeros_(m.bias)
+
+
 class ConvEncoder(nn.Module):
     """Image -> vector: ``[Conv3x3 stride 2 -> act] * len(channels) -> Linear -> act -> Linear``.
 
@@ -39,6 +57,7 @@ class ConvEncoder(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), act(),
                                   nn.Linear(hidden, out_dim))
+        variance_preserving_init(self)
         self.in_shape, self.out_dim = tuple(in_shape), out_dim
 
     def forward(self, x: Tensor) -> Tensor:
@@ -74,6 +93,7 @@ class ConvDecoder(nn.Module):
             layers += [act(), nn.ConvTranspose2d(a, b, 4, stride=2, padding=1)]
         layers += [act(), nn.Conv2d(chs[-1], c, 3, padding=1)]
         self.convs = nn.Sequential(*layers)
+        variance_preserving_init(self)
         self.in_dim, self.out_shape = in_dim, tuple(out_shape)
 
     def forward(self, z: Tensor) -> Tensor:
