@@ -12,7 +12,8 @@ import torch
 from genlab.data import Splits, load_dataset, split
 from genlab.metrics import bits_per_dim, nll
 from genlab.runs import build_model
-from genlab.train import TrainConfig, Trainer
+from genlab.registry import get_family
+from genlab.train import Trainer, train_config
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -28,7 +29,7 @@ def data_splits(name: str, n: int | None = None, seed: int = 0) -> Splits:
 def fit_and_score(family: str, splits: Splits, config: dict | None = None, seed: int = 0, **train) -> dict:
     """Train with the one trainer (early stopping on validation), score the test split."""
     model = build_model(family, splits.train.spec, config or {}, seed)
-    cfg = TrainConfig(seed=seed, device="cpu", **{"progress": False, **train})
+    cfg = train_config(get_family(family), seed=seed, device="cpu", **{"progress": False, **train})
     t0 = time.perf_counter()
     tr = Trainer(model, cfg)
     tr.fit(splits.train.x, splits.train.y, splits.val.x, splits.val.y)

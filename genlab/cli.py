@@ -31,7 +31,10 @@ def _type_name(t) -> str:
 def _family_help(name: str) -> str:
     cls = get_family(name)
     lines = [f"{name}: density {cls.density.value}; sampling {cls.sampling}; training {cls.training}.",
-             (cls.__doc__ or "").strip().split("\n")[0], "", "settings (--set key=value):"]
+             (cls.__doc__ or "").strip().split("\n")[0],
+             f"trainer defaults for {name}: epochs={cls.default_epochs}"
+             + "".join(f", {k}={v}" for k, v in cls.default_train.items()) + " (flags below override)",
+             "", "settings (--set key=value):"]
     for f, t in config_fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         lines.append(f"  {f.name} ({_type_name(t)}, default {default!r}): {f.metadata.get('help', '')}")
@@ -141,7 +144,7 @@ def _default_out(family: str, data: str) -> Path:
 
 def cmd_train(args) -> int:
     from .runs import train_run
-    from .train import TrainConfig
+    from .train import TrainConfig, train_config
 
     settings = {}
     for s in args.settings:
@@ -149,8 +152,9 @@ def cmd_train(args) -> int:
             raise ValueError(f"--set expects KEY=VALUE, got {s!r}")
         k, v = s.split("=", 1)
         settings[k.strip()] = v.strip()
-    train = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                           if getattr(args, f.name, None) is not None})
+    train = train_config(get_family(args.family), **{f.name: getattr(args, f.name) for f in
+                                                      dataclasses.fields(TrainConfig)
+                                                      if getattr(args, f.name, None) is not None})
     out = Path(args.out) if args.out else _default_out(args.family, args.data)
     if out.exists() and (out / "config.json").exists():
         raise ValueError(f"{out} already holds a run; choose another --out or `genlab resume {out}`")

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator
 from .data.spec import DataSpec, Kind
 from .protocol import Latent, NotSupported
 from .registry import get_family, make_config
-from .train import TrainConfig, Trainer
+from .train import TrainConfig, Trainer, train_config
 
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("progress", "device"))
 _OWN_KEYS = ("family", "data_kind", "levels", "val_fraction", "verbose", "device")
@@ -107,8 +107,8 @@ class Estimator(BaseEstimator):
         cls = get_family(self.family)
         params = {k: getattr(self, k) for k in self._extra}
         cfg = make_config(cls, {k: v for k, v in params.items() if k not in _TRAIN_KEYS})
-        train = TrainConfig(**{k: v for k, v in params.items() if k in _TRAIN_KEYS},
-                            progress=self.verbose, device=self.device)
+        train = train_config(cls, **{k: v for k, v in params.items() if k in _TRAIN_KEYS},
+                             progress=self.verbose, device=self.device)
         x = torch.as_tensor(X, dtype=torch.float32)
         yt = torch.as_tensor(np.asarray(y), dtype=torch.long) if y is not None else None
         x_val = y_val = None

@@ -95,6 +95,7 @@ class GenerativeModel(nn.Module):
     sampling: ClassVar[str] = "fast"
     training: ClassVar[str] = "MLE"
     default_epochs: ClassVar[int] = 50
+    default_train: ClassVar[dict[str, Any]] = {}  # trainer settings this family trains best with
     name: ClassVar[str] = ""
 
     def __init__(self, spec: DataSpec, config: Any):
@@ -184,8 +185,12 @@ class GenerativeModel(nn.Module):
         return check_input(x, self.spec, like=self._some_tensor())
 
     def _some_tensor(self) -> Tensor:
-        for t in self.buffers():
+        """A tensor that carries the model's dtype and device (parameters first)."""
+        for t in self.parameters():
             return t
+        for t in self.buffers():
+            if t.is_floating_point():
+                return t
         return torch.zeros(())
 
     def _check_condition(self, condition: Tensor | None, n: int) -> Tensor | None:

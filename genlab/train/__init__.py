@@ -1,4 +1,4 @@
 """The one trainer and the helpers that run it on named data (`run.py`)."""
-from .trainer import TrainConfig, Trainer, TrainingDiverged
+from .trainer import TrainConfig, Trainer, TrainingDiverged, train_config
 
-__all__ = ["TrainConfig", "Trainer", "TrainingDiverged"]
+__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "train_config"]

@@ -55,6 +55,11 @@ class TrainConfig:
 Callback = Callable[["Trainer", dict[str, Any]], None]
 
 
+def train_config(family: type[GenerativeModel], **overrides: Any) -> TrainConfig:
+    """Trainer settings for ``family``: its ``default_train`` preferences, then ``overrides``."""
+    return TrainConfig(**{**family.default_train, **overrides})
+
+
 class Trainer:
     """Train ``model`` on in-memory tensors.
 
