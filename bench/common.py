@@ -53,10 +53,16 @@ def print_table(rows: list[dict], cols: list[str]) -> None:
         print(" | ".join(v.ljust(w) for v, w in zip(x, widths)))
 
 
-def write_results(name: str, rows: list[dict], command: str) -> Path:
+def write_results(name: str, rows: list[dict], command: str, key: tuple[str, ...] = ("family",)) -> Path:
+    """Write rows to bench/results/NAME.json, replacing earlier rows with the same key (so that
+    partial runs, e.g. one toy, update the file instead of erasing the others)."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"command": command, "machine": machine(), "date": str(date.today()),
-                                "rows": rows}, indent=2))
+    stamp = {"command": command, "machine": machine(), "date": str(date.today())}
+    new = [{**r, **stamp} for r in rows]
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    keys = {tuple(r.get(k) for k in key) for r in new}
+    merged = [r for r in old if tuple(r.get(k) for k in key) not in keys] + new
+    path.write_text(json.dumps({"rows": merged}, indent=2))
     print(f"\nwrote {path}")
     return path

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"H {ENTROPY[toy]}  {r['train_seconds']:.0f}s", flush=True)
     print()
     print_table(rows, ["toy", "family", "test_nll", "test_nll_se", "entropy", "gap", "train_seconds", "steps"])
-    write_results("toys", rows, "python -m bench.toys " + " ".join(argv if argv is not None else sys.argv[1:]))
+    write_results("toys", rows, "python -m bench.toys " + " ".join(argv if argv is not None else sys.argv[1:]),
+                  key=("toy", "family"))
 
 
 if __name__ == "__main__":
