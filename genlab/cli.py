@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `genlab ... | head`: the reader left; nothing to report
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("\ninterrupted: the last checkpoint is kept; continue with `genlab resume RUN`", file=sys.stderr)
         return 130
