@@ -100,3 +100,13 @@ def test_masks_alternate_and_cover_every_entry():
         torch.testing.assert_close(m0 + m1, torch.ones_like(m0))
         assert 0 < float(m0.sum()) < m0.numel()
     assert math.isclose(float(RealNVP(DataSpec((2,)), RealNVPConfig()).couplings[0].mask[0]), 1.0)
+
+
+def test_encode_decode_round_trip_in_data_space():
+    spec = DataSpec((3,))
+    model = make_flow(spec)
+    x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6)) * 2 + 1
+    model.setup(x)
+    codes = model.encode(x)
+    assert codes.shape == (6, 3) and model.latent_dim == 3
+    torch.testing.assert_close(model.decode(codes), x, atol=1e-10, rtol=0)
