@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any
 
@@ -77,7 +78,7 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             return tuple(value)
         return value
     origin, args = typing.get_origin(typ), typing.get_args(typ)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         if value.lower() in ("none", "null") and type(None) in args:
             return None
         errors = []
