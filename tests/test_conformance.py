@@ -121,3 +121,20 @@ def test_bad_input_is_refused_with_a_clear_error(family, moons, fitted):
         model.log_prob(bad)
     with pytest.raises(ValueError, match="numeric"):
         model.log_prob(moons.x[:4].numpy().astype(str))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_CONFIGS))
+def test_conditional_families_follow_the_label(family, digits, fitted):
+    model = fitted(family, "digits")
+    if not isinstance(model, Conditional):
+        pytest.skip(f"{family} is not conditional")
+    g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+    a = model.sample(16, condition=torch.zeros(16, dtype=torch.long), generator=g())
+    b = model.sample(16, condition=torch.full((16,), 5), generator=g())
+    assert a.shape == b.shape == (16, *digits.spec.event_shape)
+    assert not torch.equal(a, b), "samples must depend on the label"
+    with pytest.raises(ValueError, match="condition labels"):
+        model.sample(2, condition=torch.tensor([0, 99]))
+    if model.density in (Density.EXACT, Density.BOUND):
+        lp = model.log_prob(digits.x[:6], condition=digits.y[:6])
+        assert lp.shape == (6,) and torch.isfinite(lp).all()
