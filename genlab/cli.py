@@ -5,6 +5,8 @@
     genlab resume RUN [--epochs N]
     genlab sample RUN -n N --out FILE.png|.npy|.csv
     genlab eval RUN [--data NAME|PATH] [--split test]
+    genlab compare --data NAME|PATH [--families a,b,c] [--budget MINUTES] [--out DIR]
+    genlab report RUN
 """
 from __future__ import annotations
 
@@ -107,11 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sp.add_argument("--condition", type=int, default=None, help="class label for conditional families")
 
-    ep = sub.add_parser("eval", help="test NLL (nats) and bits/dim of a run",
-                        description="Score the test split of the run's data (or --data) and write eval.json.")
-    ep.add_argument("run", help="run directory")
-    ep.add_argument("--data", default=None, help="data set or path to score instead of the run's test split")
-    ep.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split (default test)")
+    _add_eval_parsers(sub)
+    _add_translate_parser(sub)
     return p
 
 
@@ -198,40 +197,165 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
-    from . import io
-    from .data import load_dataset
-    from .metrics import bits_per_dim, nll
-    from .protocol import NotSupported
-    from .runs import load_splits
+def _add_eval_flags(p: argparse.ArgumentParser) -> None:
+    from .evaluate import EvalSettings
 
-    run = Path(args.run)
-    model = io.load(run)
-    cfg = io.read_json(run / "config.json")
-    if args.data:
-        ds = load_dataset(args.data, seed=cfg["data"].get("seed", 0))
-        where = args.data
+    g = p.add_argument_group("evaluation")
+    for f in dataclasses.fields(EvalSettings):
+        if f.name == "seed":
+            continue
+        flag = "--" + ("eval-" if f.name == "n" else "") + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
+        else:
+            g.add_argument(flag, dest=f.name, type=float if f.type in ("float", float) else int, default=f.default,
+                           help=f"{f.metadata['help']} (default: {f.default})")
+
+
+def _eval_settings(args, seed: int = 0):
+    from .evaluate import EvalSettings
+
+    return EvalSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EvalSettings)
+                           if f.name != "seed"}, seed=seed)
+
+
+def _add_eval_parsers(sub) -> None:
+    from .compare import DEFAULT_BUDGET_MINUTES, DEFAULT_FAMILIES
+
+    ep = sub.add_parser("eval", help="every metric a run's family supports, with standard errors",
+                        description="Evaluate RUN on the test split of its data (or --data): likelihood (nats, "
+                                    "bits/dim), sampling speed, classifier-FID with its real-vs-held-out floor, "
+                                    "precision/recall, density/coverage, MMD, memorization, reconstruction. "
+                                    "Prints them, lists what cannot be computed with the reason, writes "
+                                    "RUN/eval.json.")
+    ep.add_argument("run", help="run directory")
+    ep.add_argument("--data", default=None, help="data set or path to score instead of the run's test split")
+    ep.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split (default test)")
+    _add_eval_flags(ep)
+    cp = sub.add_parser("compare", help="train families under one budget; write an HTML report",
+                        description="Train each family on --data for --budget minutes with the same seed, "
+                                    "evaluate each on the test split, write OUT/results.json and OUT/report.html.")
+    cp.add_argument("--data", default="digits", help="data set name or path (default: digits)")
+    cp.add_argument("--families", default=",".join(DEFAULT_FAMILIES),
+                    help=f"comma-separated families (default: {','.join(DEFAULT_FAMILIES)})")
+    cp.add_argument("--budget", type=float, default=DEFAULT_BUDGET_MINUTES,
+                    help=f"training minutes per family (default: {DEFAULT_BUDGET_MINUTES:g})")
+    cp.add_argument("--seed", type=int, default=0, help="seed of splits, initialisation and sampling (default 0)")
+    cp.add_argument("--n", type=int, default=None, help="use only the first N examples (toys: generate N)")
+    cp.add_argument("--set", dest="settings", action="append", default=[], metavar="FAMILY.KEY=VALUE",
+                    help="a family setting, e.g. vae.latent_dim=8 (repeatable)")
+    cp.add_argument("--out", default="compare", help="output folder (default: compare)")
+    _add_eval_flags(cp)
+    rp = sub.add_parser("report", help="write a run's own report.html",
+                        description="Write RUN/report.html: metrics (eval.json, computed if missing), samples, "
+                                    "loss curves and, for latent families, an interpolation strip.")
+    rp.add_argument("run", help="run directory")
+    _add_eval_flags(rp)
+
+
+def _print_eval(result: dict) -> None:
+    print(f"{result['family']} on {result['data']} (density {result['density']}, {result['parameters']:,} parameters)")
+    floor = result.get("floor", {})
+    for k, v in result["metrics"].items():
+        if isinstance(v, str):
+            continue
+        if k == "memorization":
+            flag = "  ** MEMORIZES: samples copy the training set **" if v["flagged"] else ""
+            print(f"  memorization: distance ratio {v['distance_ratio']['value']:.3f} ± "
+                  f"{v['distance_ratio']['stderr']:.3f}, near-copies {v['near_copy_share']['value']:.3f} "
+                  f"(fresh data: {v['quantile']:g}){flag}")
+            continue
+        unit = {"nll_nats": " nats", "bits_per_dim": " bits/dim", "sampling_speed": " samples/s"}.get(k, "")
+        name = {"nll_nats": f"NLL ({result['metrics'].get('nll_is')})", "classifier_fid": "classifier-FID"}.get(k, k)
+        line = f"  {name}: {v['value']:.4g} ± {(v.get('stderr') or float('nan')):.2g}{unit} (n={v['n']})"
+        if k in floor:
+            line += f"   [held-out data: {floor[k]['value']:.4g} ± {(floor[k].get('stderr') or float('nan')):.2g}]"
+        print(line)
+    for k, why in result["not_computed"].items():
+        print(f"  not computed: {k}: {why}")
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_run
+
+    result = evaluate_run(args.run, data=args.data, split=args.split, settings=_eval_settings(args), verbose=True)
+    _print_eval(result)
+    print(f"wrote {Path(args.run) / 'eval.json'}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+
+    configs: dict[str, dict] = {}
+    for s in args.settings:
+        key, eq, value = s.partition("=")
+        fam, dot, name = key.partition(".")
+        if not eq or not dot:
+            raise ValueError(f"--set expects FAMILY.KEY=VALUE (e.g. vae.latent_dim=8), got {s!r}")
+        configs.setdefault(fam.strip(), {})[name.strip()] = value.strip()
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    res = compare(args.data, families, args.budget, seed=args.seed, out=args.out, configs=configs, n=args.n,
+                  settings=_eval_settings(args, args.seed))
+    for r in res["families"]:
+        if "eval" in r:
+            _print_eval(r["eval"])
+        else:
+            print(f"{r['family']}: {r['error']}")
+    print(f"total {res['total_seconds']:.0f} s; wrote {Path(args.out) / 'results.json'} and "
+          f"{Path(args.out) / 'report.html'}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .compare import report_run
+
+    path = report_run(args.run, settings=_eval_settings(args), verbose=True)
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_translate_parser(sub) -> None:
+    tp = sub.add_parser("translate", help="apply a trained translator (pix2pix, cyclegan) to images",
+                        description="Translate INPUT (.png/.jpg: one image; .npy: one or more images on the "
+                                    "data's grey levels) with RUN; writes input | output side by side (.png) "
+                                    "or the outputs (.npy).")
+    tp.add_argument("run", help="run directory of a translator family")
+    tp.add_argument("input", help="input image (.png, .jpg) or array (.npy)")
+    tp.add_argument("--out", default=None, help="output .png or .npy (default: INPUT_translated.png)")
+    tp.add_argument("--direction", default=None, help="cyclegan: b2a (default) or a2b")
+
+
+def cmd_translate(args) -> int:
+    from . import io
+    from .models._translation import Translator, read_images
+    from .protocol import NotSupported
+    from .report.figures import image_grid
+
+    model = io.load(args.run)
+    if not isinstance(model, Translator):
+        raise NotSupported(f"{model.name} is not a translator; train pix2pix or cyclegan")
+    x = read_images(args.input, model.spec)
+    y = model.translate(x, args.direction)
+    out = Path(args.out) if args.out else Path(args.input).with_name(Path(args.input).stem + "_translated.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, y.numpy())
+    elif out.suffix.lower() == ".png":
+        from PIL import Image
+        pairs = torch.stack([x, y], 1).reshape(-1, *model.spec.event_shape)  # input, output, input, ...
+        img = Image.fromarray(image_grid(pairs, model.spec, ncol=2))
+        scale = max(1, 320 // max(img.width, img.height))
+        img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(out)
     else:
-        ds = getattr(load_splits(cfg["data"]), args.split)
-        where = f"{cfg['data']['name']} ({args.split} split)"
-    result: dict = {"family": model.name, "data": where, "n": len(ds), "density": model.density.value,
-                    "not_computed": {}}
-    try:
-        e = nll(model, ds.x)
-        result["nll_nats"] = e.to_dict()
-        result["bits_per_dim"] = bits_per_dim(e, model.spec.dim).to_dict()
-        kind = "upper bound" if (model.density.value == "bound" or model.spec.is_discrete) else "exact"
-        result["nll_is"] = kind
-        print(f"{model.name} on {where}: NLL {e} nats ({kind}); bits/dim {bits_per_dim(e, model.spec.dim)}")
-    except NotSupported as err:
-        result["not_computed"]["nll"] = str(err)
-        print(f"{model.name}: NLL not computed: {err}")
-    io.write_json(run / "eval.json", result)
-    print(f"wrote {run / 'eval.json'}")
+        raise ValueError(f"--out must end in .png or .npy, got {out.name!r}")
+    print(f"translated {len(x)} image(s) with {model.name} -> {out}")
     return 0
 
 
 COMMANDS = {"list": cmd_list, "train": cmd_train, "resume": cmd_resume, "sample": cmd_sample, "eval": cmd_eval}
+COMMANDS["translate"] = cmd_translate
+COMMANDS.update(compare=cmd_compare, report=cmd_report)
 
 
 def main(argv: list[str] | None = None) -> int:

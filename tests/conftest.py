@@ -22,6 +22,22 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "vae": {"hidden": 32, "latent_dim": 2},
     "realnvp": {"n_layers": 2, "hidden": 16},
     "gan": {"hidden": 32, "latent_dim": 4},
+    "iresnet": {"n_blocks": 2, "hidden": 16, "depth": 1, "n_terms": 3, "eval_trace_samples": 1},
+    "ebm": {"hidden": 32, "depth": 2, "channels": (8, 16), "langevin_steps": 10, "buffer_size": 512, "sample_steps": 20},
+    "made": {"hidden": 32, "n_orders": 2, "components": 3},
+    "ddpm": {"timesteps": 20, "hidden": 32, "depth": 1, "channels": 8},
+    "transformer": {"d_model": 16, "n_layers": 1, "n_heads": 2, "components": 3},
+    "ae": {"hidden": 32, "latent_dim": 2},
+    "wae": {"hidden": 32, "latent_dim": 2},
+    "iwae": {"hidden": 32, "latent_dim": 2, "k": 3},
+    "glow": {"levels": 2, "steps": 2, "hidden": 16, "depth": 1},
+    "maf": {"n_layers": 2, "hidden": 16, "depth": 1},
+    "nsf": {"n_layers": 2, "hidden": 16, "depth": 1, "bins": 4},
+    "bayesnet": {"structure": "chow-liu"},
+    "cgan": {"hidden": 32, "latent_dim": 4},
+    "pix2pix": {"base": 8, "bank": 16},
+    "cyclegan": {"base": 8, "n_b": 256},
+    "pixelcnn": {"channels": 8, "n_layers": 2},
 }
 
 

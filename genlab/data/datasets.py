@@ -266,6 +266,7 @@ _REAL: dict[str, Callable[[int | None], Dataset]] = {
     "iris": lambda n: _load_tabular("iris", n),
     "wine": lambda n: _load_tabular("wine", n),
     "breast_cancer": lambda n: _load_tabular("breast_cancer", n),
+    "fortunes": lambda n: __import__("genlab.data.text", fromlist=["load_fortunes"]).load_fortunes(n),
 }
 
 
@@ -347,6 +348,8 @@ def _load_path(path: str, n: int | None) -> Dataset:
         x, y = _read_npz(full)
     elif suffix == ".csv":
         x, y, feature_names = _read_csv(full)
+    elif suffix == ".txt":  # character-level text (genlab.data.text)
+        return __import__("genlab.data.text", fromlist=["load_text_file"]).load_text_file(full, n)
     else:
         raise ValueError(f"{path}: unsupported file type {suffix or '(none)'!r}; save the data as "
                          f".npy, .npz (keys x and y) or .csv, or pass a folder of PNG/JPEG images")

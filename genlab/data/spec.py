@@ -34,6 +34,8 @@ class DataSpec:
         num_classes: number of class labels if the data set is labelled, else ``None``.
         vocab: for text, the characters whose index is the token id.
         feature_names: optional names of the entries of a vector example (tabular data).
+        cardinalities: optional number of values of each entry (tabular categorical data whose
+            columns differ); each is in ``2 .. levels`` and ``levels`` is their maximum.
     """
 
     event_shape: tuple[int, ...]
@@ -42,6 +44,7 @@ class DataSpec:
     num_classes: int | None = None
     vocab: str | None = None
     feature_names: tuple[str, ...] | None = field(default=None, compare=False)
+    cardinalities: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "event_shape", tuple(int(s) for s in self.event_shape))
@@ -56,6 +59,12 @@ class DataSpec:
             raise ValueError(f"DataSpec: kind={self.kind.value} needs levels >= 2, got {self.levels}")
         if self.kind is Kind.CONTINUOUS and self.levels is not None:
             raise ValueError("DataSpec: continuous data has no levels; use kind='discrete' for quantized data")
+        if self.cardinalities is not None:
+            c = tuple(int(k) for k in self.cardinalities)
+            object.__setattr__(self, "cardinalities", c)
+            if len(c) != self.dim or min(c) < 2 or max(c) != self.levels:
+                raise ValueError(f"DataSpec: cardinalities must give one value >= 2 per entry ({self.dim}) "
+                                 f"with maximum levels={self.levels}, got {c}")
 
     @property
     def dim(self) -> int:
@@ -80,11 +89,15 @@ class DataSpec:
         d["event_shape"] = list(self.event_shape)
         if self.feature_names is not None:
             d["feature_names"] = list(self.feature_names)
+        if self.cardinalities is not None:
+            d["cardinalities"] = list(self.cardinalities)
+        else:
+            del d["cardinalities"]  # older readers (and saved runs) need not know the field
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataSpec":
-        known = {"event_shape", "kind", "levels", "num_classes", "vocab", "feature_names"}
+        known = {"event_shape", "kind", "levels", "num_classes", "vocab", "feature_names", "cardinalities"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"DataSpec: unknown fields {sorted(unknown)} in saved spec")

@@ -1,54 +1,141 @@
-"""Generative adversarial network with the non-saturating loss (Goodfellow et al. 2014).
+"""Generative adversarial networks: every classic loss and regularizer on one ``gan`` family.
 
-A generator ``G: z ~ N(0, I_L) -> x`` and a critic ``D: x -> logit`` play
-``min_G max_D E[log D(x)] + E[log(1 - D(G(z)))]``; the generator minimises ``-E[log D(G(z))]``
-instead (same fixed point, no vanishing gradients early on). MLPs for vectors, DCGAN-style
-convolutional networks (Radford et al. 2016, without batch normalisation) for images.
-G works in model space: the standardized (and, for discrete data, dequantized) space of ``self.pre``.
+A generator ``G: z ~ N(0, I_L) -> x`` and a critic ``D: x -> R`` trained by the one trainer
+through two objectives (critic, then generator every ``n_critic`` steps). The loss is a setting
+(``minimax``, ``ns``, ``wgan``, ``wgan-gp``, ``hinge``, ``lsgan``; see `genlab.objectives.gan`), and
+so are the regularizers: spectral normalisation (Miyato et al. 2018), orthogonal regularisation
+(Brock et al. 2019), the R1 penalty (Mescheder et al. 2018), WGAN's weight clipping and WGAN-GP's
+gradient penalty. MLPs for vectors, DCGAN-style convolutional networks (Radford et al. 2016,
+without batch normalisation) for images. G works in model space (``self.pre``).
+
+`AdversarialConfig`, `apply_regularizers`, `critic_penalties` and `generator_penalties` are shared
+with ``cgan``, ``pix2pix`` and ``cyclegan``.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
 from ..data.spec import DataSpec, Kind
 from ..nn import MLP, ConvDecoder, ConvEncoder
-from ..objectives.gan import critic_loss_ns, generator_loss_ns
+from ..objectives.gan import (check_loss, clip_weights, critic_loss, generator_loss, gradient_penalty,
+                              orthogonal_penalty, r1_penalty, spectral_normalize)
 from ..protocol import Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
 from ..registry import register
 
 
 @dataclass
-class GANConfig:
-    latent_dim: int = field(default=32, metadata={"help": "size of the generator's noise z"})
-    hidden: int = field(default=256, metadata={"help": "width of the hidden layers of G and D"})
+class AdversarialConfig:
     lr: float = field(default=2e-4, metadata={"help": "Adam learning rate of both players"})
     betas: tuple[float, float] = field(default=(0.5, 0.999), metadata={
-        "help": "Adam betas of both players (DCGAN: 0.5, 0.999)"})
+        "help": "Adam betas of both players (DCGAN: 0.5, 0.999; WGAN-GP: 0.0, 0.9)"})
     n_critic: int = field(default=1, metadata={"help": "critic steps per generator step"})
+    loss: str = field(default="ns", metadata={
+        "help": "minimax | ns (non-saturating) | wgan (weight clipping) | wgan-gp | hinge | lsgan"})
+    clip: float = field(default=0.01, metadata={"help": "wgan: bound c of the critic's weights, [-c, c]"})
+    gp_weight: float = field(default=10.0, metadata={"help": "wgan-gp: weight lambda of the gradient penalty"})
+    r1: float = field(default=0.0, metadata={
+        "help": "R1 penalty gamma: adds gamma/2 E||grad D(x)||^2 on real data to any critic (0: off)"})
+    spectral_norm: str = field(default="none", metadata={
+        "help": "spectral normalisation of the layers of: none | critic | both"})
+    ortho: float = field(default=0.0, metadata={
+        "help": "orthogonal regularisation weight (BigGAN's off-diagonal form; 0: off)"})
+    ortho_on: str = field(default="generator", metadata={"help": "ortho applies to: generator | critic | both"})
+
+
+def check_adversarial(c: AdversarialConfig, where: str) -> None:
+    """Raise a ValueError naming the bad setting of an adversarial config."""
+    check_loss(c.loss, where)
+    if c.n_critic < 1 or c.lr <= 0:
+        raise ValueError(f"{where}: n_critic must be >= 1 and lr > 0")
+    if c.clip <= 0 or c.gp_weight < 0 or c.r1 < 0 or c.ortho < 0:
+        raise ValueError(f"{where}: clip must be > 0 and gp_weight, r1, ortho >= 0")
+    if c.spectral_norm not in ("none", "critic", "both"):
+        raise ValueError(f"{where}.spectral_norm must be none, critic or both; got {c.spectral_norm!r}")
+    if c.ortho_on not in ("generator", "critic", "both"):
+        raise ValueError(f"{where}.ortho_on must be generator, critic or both; got {c.ortho_on!r}")
+
+
+def apply_regularizers(c: AdversarialConfig, generators: list[nn.Module], critics: list[nn.Module]) -> None:
+    """Spectral normalisation of the chosen players' layers; for ``wgan``, weight clipping as a
+    forward pre-hook: the critic's weights are projected onto ``[-clip, clip]`` before every use,
+    which is the same as clipping after every update (Arjovsky et al. 2017, Alg. 1, line 7)."""
+    if c.spectral_norm in ("critic", "both"):
+        for m in critics:
+            spectral_normalize(m)
+    if c.spectral_norm == "both":
+        for m in generators:
+            spectral_normalize(m)
+    if c.loss == "wgan":
+        for m in critics:
+            m.register_forward_pre_hook(lambda mod, args, bound=c.clip: clip_weights(mod, bound))
+
+
+def critic_penalties(c: AdversarialConfig, critic: Callable[[Tensor], Tensor], critic_module: nn.Module,
+                     real: Tensor, fake: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict]:
+    """The critic's regularizers for this config: WGAN-GP's penalty, R1, orthogonality.
+    Returns (scalar to add to the loss, logs)."""
+    total, logs = real.new_zeros(()), {}
+    if c.loss == "wgan-gp" and c.gp_weight > 0:
+        gp = gradient_penalty(critic, real, fake, generator)
+        total, logs["gp"] = total + c.gp_weight * gp, float(gp.detach())
+    if c.r1 > 0:
+        r1 = r1_penalty(critic, real)
+        total, logs["r1"] = total + 0.5 * c.r1 * r1, float(r1.detach())
+    if c.ortho > 0 and c.ortho_on in ("critic", "both"):
+        o = orthogonal_penalty(critic_module)
+        total, logs["ortho"] = total + c.ortho * o, float(o.detach())
+    return total, logs
+
+
+def generator_penalties(c: AdversarialConfig, generator_module: nn.Module) -> tuple[Tensor | float, dict]:
+    """The generator's regularizers (orthogonality). Returns (value to add, logs)."""
+    if c.ortho > 0 and c.ortho_on in ("generator", "both"):
+        o = orthogonal_penalty(generator_module)
+        return c.ortho * o, {"ortho": float(o.detach())}
+    return 0.0, {}
 
 
 @contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Build graphs in which ``module``'s parameters are constants (no gradients reach them)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Build graphs in which the modules' parameters are constants (no gradients reach them)."""
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
         p.requires_grad_(False)
     try:
         yield
     finally:
-        for p, f in zip(module.parameters(), flags):
+        for p, f in zip(params, flags):
             p.requires_grad_(f)
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` in eval mode (spectral norm then leaves its power-iteration state alone)."""
+    was = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was)
+
+
+@dataclass
+class GANConfig(AdversarialConfig):
+    latent_dim: int = field(default=32, metadata={"help": "size of the generator's noise z"})
+    hidden: int = field(default=256, metadata={"help": "width of the hidden layers of G and D"})
+    depth: int = field(default=2, metadata={"help": "hidden layers of the MLPs (vector data)"})
 
 
 @register("gan")
 class GAN(GenerativeModel, Latent):
-    """Non-saturating GAN: density NONE, fast sampling, ``decode`` maps noise to data."""
+    """GAN with a loss and regularizers chosen by config: density NONE, fast sampling."""
 
     Config = GANConfig
     density = Density.NONE
@@ -59,64 +146,75 @@ class GAN(GenerativeModel, Latent):
     def __init__(self, spec: DataSpec, config: GANConfig):
         super().__init__(spec, config)
         if spec.kind in (Kind.CATEGORICAL, Kind.TEXT):
-            raise NotSupported(f"gan: {spec.kind.value} data are not differentiable in x; "
+            raise NotSupported(f"{self.name or 'gan'}: {spec.kind.value} data are not differentiable in x; "
                                "use an autoregressive family")
-        if config.latent_dim < 1 or config.hidden < 1 or config.n_critic < 1 or config.lr <= 0:
-            raise ValueError("gan: latent_dim, hidden and n_critic must be >= 1 and lr > 0")
-        self.latent_dim = L = config.latent_dim
-        h, leaky = config.hidden, partial(nn.LeakyReLU, 0.2)
+        check_adversarial(config, self.name or "gan")
+        if config.latent_dim < 1 or config.hidden < 1 or config.depth < 1:
+            raise ValueError("gan: latent_dim, hidden and depth must be >= 1")
+        self.latent_dim = config.latent_dim
+        self.generator, self.critic = self._build(spec, config)
+        apply_regularizers(config, [self.generator], [self.critic])
+
+    def _build(self, spec: DataSpec, c: GANConfig) -> tuple[nn.Module, nn.Module]:
+        h, leaky, L = c.hidden, partial(nn.LeakyReLU, 0.2), c.latent_dim
         if spec.is_image:
-            self.generator = ConvDecoder(L, spec.event_shape, channels=(64, 32), hidden=h, act=nn.ReLU)
-            self.critic = ConvEncoder(spec.event_shape, 1, channels=(32, 64), hidden=h, act=leaky)
-        else:
-            self.generator = MLP(L, spec.dim, (h, h), act=nn.ReLU)
-            self.critic = MLP(spec.dim, 1, (h, h), act=leaky)
+            return (ConvDecoder(L, spec.event_shape, channels=(64, 32), hidden=h, act=nn.ReLU),
+                    ConvEncoder(spec.event_shape, 1, channels=(32, 64), hidden=h, act=leaky))
+        return MLP(L, spec.dim, (h,) * c.depth, act=nn.ReLU), MLP(spec.dim, 1, (h,) * c.depth, act=leaky)
 
     def _noise(self, n: int, generator: torch.Generator | None) -> Tensor:
         p = next(self.generator.parameters())
         return torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
 
-    def _generate(self, code: Tensor) -> Tensor:
-        """(batch, latent_dim) -> model-space samples (batch, *event_shape)."""
+    def _generate(self, code: Tensor, y: Tensor | None = None) -> Tensor:
+        """(batch, latent_dim) -> model-space samples (batch, *event_shape); ``y`` unused here."""
         return self.generator(code).reshape(len(code), *self.spec.event_shape)
 
-    def _logits(self, z: Tensor) -> Tensor:
-        """Model-space (batch, *event_shape) -> critic logits (batch,)."""
+    def _logits(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """Model-space (batch, *event_shape) -> critic outputs (batch,); ``y`` unused here."""
         return self.critic(z if self.spec.is_image else z.flatten(1)).squeeze(-1)
+
+    def _labels(self, batch: Batch) -> Tensor | None:
+        return None
 
     # -- objectives ----------------------------------------------------------------------------
     def critic_loss(self, batch: Batch) -> Loss:
-        """``-E[log D(x)] - E[log(1 - D(G(z)))]``; the fakes are detached, so G gets no gradient."""
+        """The critic's loss on data and detached fakes, plus its regularizers."""
+        c = self.config
         real, _ = self.pre(batch.x, batch.generator)
+        y = self._labels(batch)
         with torch.no_grad():
-            fake = self._generate(self._noise(len(real), batch.generator))
-        real_logits, fake_logits = self._logits(real), self._logits(fake)
-        loss = critic_loss_ns(real_logits, fake_logits)
-        d_real, d_fake = torch.sigmoid(real_logits.detach()), torch.sigmoid(fake_logits.detach())
-        return Loss(loss, {"critic": loss.item(), "d_real": float(d_real.mean()), "d_fake": float(d_fake.mean())})
+            fake = self._generate(self._noise(len(real), batch.generator), y)
+        real_out, fake_out = self._logits(real, y), self._logits(fake, y)
+        adv = critic_loss(c.loss, real_out, fake_out)
+        reg, logs = critic_penalties(c, lambda v: self._logits(v, y), self.critic, real, fake, batch.generator)
+        logs.update(critic=float(adv.detach()), real=float(real_out.detach().mean()), fake=float(fake_out.detach().mean()))
+        return Loss(adv + reg, logs)
 
     def generator_loss(self, batch: Batch) -> Loss:
-        """Non-saturating ``-E[log D(G(z))]``; the critic is frozen, so D gets no gradient."""
-        fake = self._generate(self._noise(len(batch.x), batch.generator))
+        """The generator's loss on fresh fakes; the critic is frozen, so D gets no gradient."""
+        y = self._labels(batch)
+        fake = self._generate(self._noise(len(batch.x), batch.generator), y)
         with frozen(self.critic):
-            loss = generator_loss_ns(self._logits(fake))
-        return Loss(loss, {"generator": loss.item()})
+            adv = generator_loss(self.config.loss, self._logits(fake, y))
+        reg, logs = generator_penalties(self.config, self.generator)
+        return Loss(adv + reg, {"generator": float(adv.detach()), **logs})
 
     def objectives(self) -> list[Objective]:
         c = self.config
         betas = tuple(c.betas)
-        return [Objective("critic", list(self.critic.parameters()), self.critic_loss,
-                          lr=c.lr, betas=betas),
+        return [Objective("critic", list(self.critic.parameters()), self.critic_loss, lr=c.lr, betas=betas),
                 Objective("generator", list(self.generator.parameters()), self.generator_loss,
                           every=c.n_critic, lr=c.lr, betas=betas)]
 
     # -- sampling and latents ------------------------------------------------------------------
     def _sample(self, n: int, *, condition: Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
-        return self._generate(self._noise(n, generator))
+        with eval_mode(self.generator):
+            return self._generate(self._noise(n, generator), condition)
 
     def encode(self, x: Tensor) -> Tensor:
-        raise NotSupported("gan: a GAN has no encoder, so x cannot be mapped to a code; use a "
+        raise NotSupported(f"{self.name}: a GAN has no encoder, so x cannot be mapped to a code; use a "
                            "VAE or a flow, or invert G by optimisation")
 
     @torch.no_grad()
@@ -124,4 +222,5 @@ class GAN(GenerativeModel, Latent):
         """Noise to data space: codes: (batch, latent_dim) -> (batch, *event_shape)."""
         p = next(self.generator.parameters())
         codes = torch.as_tensor(codes, dtype=p.dtype, device=p.device).reshape(-1, self.latent_dim)
-        return self.pre.inverse(self._generate(codes))
+        with eval_mode(self.generator):
+            return self.pre.inverse(self._generate(codes))

@@ -1,10 +1,18 @@
-"""Variational autoencoder (Kingma & Welling 2014; beta-VAE, Higgins et al. 2017; KL annealing,
-Bowman et al. 2016).
+"""Variational autoencoders: VAE (Kingma & Welling 2014), beta-VAE (Higgins et al. 2017), KL
+annealing (linear, Bowman et al. 2016; cyclical, Fu et al. 2019), the importance-weighted bound
+as a training objective (IWAE, Burda et al. 2016), discrete latents trained with REINFORCE and
+control variates (NVIL, Mnih & Gregor 2014), and label conditioning (CVAE, Sohn et al. 2015).
 
-``q(z|x) = N(mu(x), diag(exp(logvar(x))))``, ``p(z) = N(0, I)``, and a decoder likelihood chosen
-from the data: Gaussian (continuous, learned per-entry scale), Bernoulli (binary), or a logistic
-discretized to the data's levels on [-1, 1] (discrete, PixelCNN++; Salimans et al. 2017).
-``log_prob`` is the one-sample ELBO ``log p(x|z) - KL(q(z|x) || p(z)) <= log p(x)``.
+``q(z|x)`` is Gaussian, Bernoulli or categorical (`..objectives.latents`), ``p(z)`` the matching
+standard prior, and the decoder likelihood is chosen from the data: Gaussian (continuous, learned
+per-entry scale), Bernoulli (binary), or a logistic discretized to the data's levels on [-1, 1]
+(discrete, PixelCNN++; Salimans et al. 2017). ``log_prob`` is a lower bound on ``log p(x)``: the
+one-sample ELBO ``log p(x|z) - KL(q(z|x) || p(z))``, or IWAE_k with ``objective="iwae"``.
+
+With labels in the data (and ``conditional``), a label embedding is concatenated to the encoder
+input (images: as an extra channel) and to the decoder input. Training replaces a share
+``label_dropout`` of the labels by a learned "no label" entry (as in Ho & Salimans 2022), so the
+same network also is the unconditional model used when ``condition`` is None.
 """
 from __future__ import annotations
 
@@ -17,26 +25,51 @@ from torch import Tensor, nn
 from ..data.preprocess import Preprocess, Rescale, default_preprocess
 from ..data.spec import DataSpec, Kind
 from ..nn import MLP, ConvDecoder, ConvEncoder
-from ..objectives.elbo import (bernoulli_log_lik, discretized_logistic_log_lik, gaussian_kl,
-                               gaussian_log_lik, reparameterize, sum_event)
-from ..protocol import Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
+from ..objectives.elbo import (bernoulli_log_lik, discretized_logistic_log_lik, gaussian_log_lik,
+                               kl_weight_schedule, log_mean_exp)
+from ..objectives.latents import make_latent
+from ..objectives.reinforce import make_baseline, reinforce_surrogate
+from ..protocol import (Batch, Conditional, Density, GenerativeModel, Latent, Loss, NotSupported,
+                        Objective)
 from ..registry import register
 
 LOG_SCALE_MIN = -7.0  # lower bound on decoder log-scales (as in PixelCNN++)
 
 
+def _h(text: str) -> dict:
+    return {"help": text}
+
+
 @dataclass
 class VAEConfig:
-    latent_dim: int = field(default=16, metadata={"help": "size of the latent code z"})
-    hidden: int = field(default=256, metadata={"help": "width of the encoder / decoder hidden layers"})
-    beta: float = field(default=1.0, metadata={"help": "weight of the KL term in training (beta-VAE)"})
-    kl_warmup_steps: int = field(default=0, metadata={
-        "help": "anneal the KL weight linearly from 0 to beta over this many training steps"})
-    likelihood: str = field(default="auto", metadata={
-        "help": "decoder likelihood: auto | gaussian | bernoulli | logistic (auto: gaussian for "
-                "continuous, bernoulli for binary, discretized logistic for discrete data)"})
-    sample_mean: bool = field(default=False, metadata={
-        "help": "sample() returns decoder means instead of draws from the likelihood"})
+    latent_dim: int = field(default=16, metadata=_h("number of latent variables (categorical: each has `categories` values)"))
+    hidden: int = field(default=256, metadata=_h("width of the encoder / decoder hidden layers"))
+    beta: float = field(default=1.0, metadata=_h("weight of the KL term in training (beta-VAE)"))
+    kl_schedule: str = field(default="linear", metadata=_h(
+        "KL weight schedule: constant | linear (0 -> beta over kl_warmup_steps; constant if 0) | "
+        "cyclical (Fu et al. 2019: kl_cycles ramps over kl_total_steps)"))
+    kl_warmup_steps: int = field(default=0, metadata=_h("steps of the linear KL warm-up"))
+    kl_total_steps: int = field(default=0, metadata=_h("steps covered by the cyclical schedule (beta afterwards)"))
+    kl_cycles: int = field(default=4, metadata=_h("number of cycles of the cyclical schedule"))
+    kl_ratio: float = field(default=0.5, metadata=_h("share of each cycle spent rising from 0 to beta"))
+    objective: str = field(default="elbo", metadata=_h(
+        "training objective and log_prob bound: elbo | iwae (importance-weighted, k samples)"))
+    k: int = field(default=5, metadata=_h("importance samples of the iwae objective / bound"))
+    latent: str = field(default="gaussian", metadata=_h("latent distribution: gaussian | bernoulli | categorical"))
+    categories: int = field(default=10, metadata=_h("values of each categorical latent variable"))
+    gradient: str = field(default="auto", metadata=_h(
+        "encoder gradient: auto (reparam for gaussian, reinforce for discrete) | reparam | reinforce"))
+    baseline: str = field(default="moving_average", metadata=_h(
+        "REINFORCE control variate: none | moving_average | learned (NVIL: average + net b(x))"))
+    baseline_decay: float = field(default=0.9, metadata=_h("decay of the baseline's moving average"))
+    net: str = field(default="auto", metadata=_h("networks: auto (conv for images, mlp for vectors) | mlp | conv"))
+    conditional: bool = field(default=True, metadata=_h("condition on the labels when the data have them"))
+    label_dim: int = field(default=16, metadata=_h("size of the label embedding"))
+    label_dropout: float = field(default=0.2, metadata=_h("share of training labels replaced by 'no label'"))
+    likelihood: str = field(default="auto", metadata=_h(
+        "decoder likelihood: auto | gaussian | bernoulli | logistic (auto: gaussian for continuous, "
+        "bernoulli for binary, discretized logistic for discrete data)"))
+    sample_mean: bool = field(default=False, metadata=_h("sample() returns decoder means instead of draws"))
 
 
 def resolve_likelihood(spec: DataSpec, choice: str) -> str:
@@ -55,9 +88,26 @@ def resolve_likelihood(spec: DataSpec, choice: str) -> str:
     return choice
 
 
+def _check(config: VAEConfig) -> None:
+    c = config
+    if c.latent_dim < 1 or c.hidden < 1 or c.k < 1 or c.label_dim < 1:
+        raise ValueError("vae: latent_dim, hidden, k and label_dim must be >= 1")
+    if c.beta < 0 or c.kl_warmup_steps < 0 or not 0 <= c.label_dropout < 1:
+        raise ValueError("vae: beta and kl_warmup_steps must be >= 0, label_dropout in [0, 1)")
+    if c.objective not in ("elbo", "iwae"):
+        raise ValueError(f"vae.objective must be elbo or iwae, got {c.objective!r}")
+    if c.net not in ("auto", "mlp", "conv"):
+        raise ValueError(f"vae.net must be auto, mlp or conv, got {c.net!r}")
+    if c.gradient not in ("auto", "reparam", "reinforce"):
+        raise ValueError(f"vae.gradient must be auto, reparam or reinforce, got {c.gradient!r}")
+    if c.gradient == "reparam" and c.latent != "gaussian":
+        raise ValueError(f"vae: {c.latent} latents have no reparameterization; use gradient=reinforce")
+    kl_weight_schedule(0, c.beta, c.kl_schedule, c.kl_warmup_steps, c.kl_total_steps, c.kl_cycles, c.kl_ratio)
+
+
 @register("vae")
-class VAE(GenerativeModel, Latent):
-    """VAE with an MLP (vectors) or convolutional (images) encoder and decoder."""
+class VAE(GenerativeModel, Latent, Conditional):
+    """VAE with MLP (vectors) or convolutional (images) encoder and decoder; see the module doc."""
 
     Config = VAEConfig
     density = Density.BOUND
@@ -67,18 +117,30 @@ class VAE(GenerativeModel, Latent):
 
     def __init__(self, spec: DataSpec, config: VAEConfig):
         super().__init__(spec, config)
-        if config.latent_dim < 1 or config.hidden < 1 or config.beta < 0 or config.kl_warmup_steps < 0:
-            raise ValueError("vae: latent_dim and hidden must be >= 1, beta and kl_warmup_steps >= 0")
+        _check(config)
         self.likelihood = resolve_likelihood(spec, config.likelihood)
-        self.latent_dim = L = config.latent_dim
+        self.lat = make_latent(config.latent, config.latent_dim, config.categories)
+        self.latent_dim = D = self.lat.code_dim  # size of the codes that encode / decode use
+        self.reparam = config.gradient == "reparam" or (config.gradient == "auto" and not self.lat.discrete)
+        self.n_labels = spec.num_classes if config.conditional and spec.num_classes else 0
+        E = config.label_dim if self.n_labels else 0
         h = config.hidden
+        self.conv = config.net == "conv" or (config.net == "auto" and spec.is_image)
+        if self.conv and not spec.is_image:
+            raise ValueError("vae.net='conv' needs image data (channels, height, width); use net=mlp")
         self.register_buffer("steps_done", torch.zeros(()))  # training steps, for KL annealing
-        if spec.is_image:
-            self.encoder = ConvEncoder(spec.event_shape, 2 * L, hidden=h)
-            self.decoder = ConvDecoder(L, spec.event_shape, hidden=h)
+        if self.conv:
+            c, hh, ww = spec.event_shape
+            self.encoder = ConvEncoder((c + (E > 0), hh, ww), self.lat.n_params, hidden=h)
+            self.decoder = ConvDecoder(D + E, spec.event_shape, hidden=h)
         else:
-            self.encoder = MLP(spec.dim, 2 * L, (h, h))
-            self.decoder = MLP(L, spec.dim, (h, h))
+            self.encoder = MLP(spec.dim + E, self.lat.n_params, (h, h))
+            self.decoder = MLP(D + E, spec.dim, (h, h))
+        if self.n_labels:  # the extra index n_labels is "no label"
+            self.enc_label = nn.Embedding(self.n_labels + 1, spec.event_shape[1] * spec.event_shape[2]
+                                          if self.conv else E)
+            self.dec_label = nn.Embedding(self.n_labels + 1, E)
+        self.baseline = None if self.reparam else make_baseline(config.baseline, spec.dim, 64, config.baseline_decay)
         if self.likelihood != "bernoulli":
             # standardized data have unit scale; bins on [-1, 1] start with a scale near the bin width
             init = 0.0 if self.likelihood == "gaussian" else math.log(4.0 / (spec.levels - 1))
@@ -94,54 +156,94 @@ class VAE(GenerativeModel, Latent):
             return Preprocess()
         return default_preprocess(spec)
 
-    # -- pieces ---------------------------------------------------------------------------------
+    # -- pieces (model space) ------------------------------------------------------------------
     def log_scale(self) -> Tensor:
         """(*event_shape) decoder log-scales, ``>= LOG_SCALE_MIN`` (smooth softplus bound)."""
         return LOG_SCALE_MIN + nn.functional.softplus(self.raw_log_scale - LOG_SCALE_MIN)
 
-    def posterior(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Model-space z: (batch, *event_shape) -> mu, logvar: (batch, latent_dim) each."""
-        h = self.encoder(z if self.spec.is_image else z.flatten(1))
-        mu, logvar = h.chunk(2, dim=-1)
-        return mu, logvar.clamp(-20.0, 10.0)
+    def labels(self, condition: Tensor | None, n: int) -> Tensor | None:
+        """(n,) label indices for the embeddings ("no label" where condition is None); None if
+        the model is not conditional."""
+        if not self.n_labels:
+            if condition is not None:
+                raise NotSupported(f"{self.name}: the training data had no labels, so this model is "
+                                   "not conditional; drop condition=")
+            return None
+        if condition is None:
+            return torch.full((n,), self.n_labels, dtype=torch.long, device=self.steps_done.device)
+        return condition
 
-    def _decode(self, code: Tensor) -> Tensor:
-        """(batch, latent_dim) -> decoder output (means; logits for Bernoulli), (batch, *event_shape)."""
-        return self.decoder(code).reshape(len(code), *self.spec.event_shape)
+    def encoder_params(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Model-space z: (batch, *event_shape) -> raw posterior parameters (batch, n_params)."""
+        if self.conv:
+            if labels is not None:
+                z = torch.cat([z, self.enc_label(labels).reshape(len(z), 1, *z.shape[2:]).to(z.dtype)], 1)
+            return self.encoder(z)
+        h = z.flatten(1)
+        return self.encoder(h if labels is None else torch.cat([h, self.enc_label(labels).to(h.dtype)], 1))
+
+    def posterior(self, z: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Gaussian latents: model-space z -> mu, logvar: (batch, latent_dim) each."""
+        if self.config.latent != "gaussian":
+            raise NotSupported(f"{self.name}: posterior() is for gaussian latents; use encoder_params()")
+        return self.lat.split(self.encoder_params(z, labels))
+
+    def _decode(self, code: Tensor, labels: Tensor | None = None) -> Tensor:
+        """(*lead, batch, code_dim) -> decoder output (means; logits for Bernoulli),
+        (*lead, batch, *event_shape)."""
+        if labels is not None:
+            e = self.dec_label(labels).to(code.dtype)
+            code = torch.cat([code, e.expand(*code.shape[:-1], e.shape[-1])], -1)
+        out = self.decoder(code.reshape(-1, code.shape[-1]))
+        return out.reshape(*code.shape[:-1], *self.spec.event_shape)
 
     def _mean(self, out: Tensor) -> Tensor:
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
     def _log_lik(self, z: Tensor, out: Tensor) -> Tensor:
-        """log p(z | code) per example: (batch,)."""
+        """log p(z | code): z (batch, *event), out (*lead, batch, *event) -> (*lead, batch)."""
+        z = z.expand_as(out)
         if self.likelihood == "bernoulli":
-            return sum_event(bernoulli_log_lik(z, out))
-        if self.likelihood == "gaussian":
-            return sum_event(gaussian_log_lik(z, out, self.log_scale()))
-        return sum_event(discretized_logistic_log_lik(z, out, self.log_scale(), self.spec.levels))
+            t = bernoulli_log_lik(z, out)
+        elif self.likelihood == "gaussian":
+            t = gaussian_log_lik(z, out, self.log_scale())
+        else:
+            t = discretized_logistic_log_lik(z, out, self.log_scale(), self.spec.levels)
+        return t.flatten(t.ndim - len(self.spec.event_shape)).sum(-1)
 
-    def elbo_terms(self, z: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """One-sample ``(log p(z | code), KL(q || p))`` per example for model-space ``z``."""
-        mu, logvar = self.posterior(z)
-        code = reparameterize(mu, logvar, generator)
-        return self._log_lik(z, self._decode(code)), gaussian_kl(mu, logvar)
+    def elbo_terms(self, z: Tensor, generator: torch.Generator | None = None,
+                   labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One-sample ``(log p(z | code), KL(q || p))`` per example for model-space ``z``: (batch,) each."""
+        params = self.encoder_params(z, labels)
+        codes = self.lat.sample(params, 1, generator)
+        return self._log_lik(z, self._decode(codes, labels))[0], self.lat.kl(params)
+
+    def log_weights(self, z: Tensor, k: int, generator: torch.Generator | None = None,
+                    condition: Tensor | None = None) -> Tensor:
+        """(k, batch) importance log-weights ``log p(z, c_i) - log q(c_i | z)``, ``c_i ~ q``."""
+        labels = self.labels(condition, len(z))
+        params = self.encoder_params(z, labels)
+        codes = self.lat.sample(params, k, generator)
+        return (self._log_lik(z, self._decode(codes, labels)) + self.lat.log_prior(codes)
+                - self.lat.log_q(params, codes))
 
     def kl_weight(self) -> float:
-        """The annealed beta: ``beta * min(1, steps_done / kl_warmup_steps)``."""
-        w = self.config.kl_warmup_steps
-        return self.config.beta * (min(1.0, float(self.steps_done) / w) if w > 0 else 1.0)
+        """The annealed beta at the current step (`kl_weight_schedule`)."""
+        c = self.config
+        return kl_weight_schedule(int(self.steps_done), c.beta, c.kl_schedule, c.kl_warmup_steps,
+                                  c.kl_total_steps, c.kl_cycles, c.kl_ratio)
 
     # -- protocol ------------------------------------------------------------------------------
     def _log_prob(self, z: Tensor, *, condition: Tensor | None = None,
                   generator: torch.Generator | None = None) -> Tensor:
-        log_lik, kl = self.elbo_terms(z, generator)
+        if self.config.objective == "iwae":
+            return log_mean_exp(self.log_weights(z, self.config.k, generator, condition), 0)
+        log_lik, kl = self.elbo_terms(z, generator, self.labels(condition, len(z)))
         return log_lik - kl  # beta = 1: the true bound
 
     def _sample(self, n: int, *, condition: Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
-        p = self.steps_done
-        code = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
-        out = self._decode(code)
+        out = self._decode(self.lat.prior_sample(n, generator, self.steps_done), self.labels(condition, n))
         if self.config.sample_mean:
             return self._mean(out)
         if self.likelihood == "bernoulli":
@@ -153,32 +255,71 @@ class VAE(GenerativeModel, Latent):
         u = torch.rand(out.shape, generator=generator, dtype=out.dtype, device=out.device).clamp(eps, 1 - eps)
         return out + scale * (u.log() - (-u).log1p())
 
+    def _train_labels(self, y: Tensor | None, n: int, generator: torch.Generator | None) -> Tensor | None:
+        if not self.n_labels:
+            return None
+        if y is None:
+            return self.labels(None, n)
+        drop = torch.rand(n, generator=generator, device=y.device) < self.config.label_dropout
+        return torch.where(drop, torch.full_like(y, self.n_labels), y)
+
     def elbo_loss(self, batch: Batch) -> Loss:
-        """Mean ``-(log p(x|z) - beta_t KL)`` in nats (data space), ``beta_t`` annealed; logs the
-        true bound ``neg_elbo`` (beta = 1)."""
-        z, logdet = self.pre(batch.x, batch.generator)
-        log_lik, kl = self.elbo_terms(z, batch.generator)
+        """Mean ``-(bound with the KL weight annealed)`` in nats (data space); logs the true bound
+        (``neg_elbo`` or ``neg_iwae``, beta = 1). Discrete latents (or ``gradient=reinforce``) add
+        the score-function term with the chosen baseline; its value, and that of the learned
+        baseline's regression loss, is zero, so the loss value is the bound itself."""
+        g, c = batch.generator, self.config
+        z, logdet = self.pre(batch.x, g)
+        labels = self._train_labels(batch.y, len(z), g)
+        params = self.encoder_params(z, labels)
+        codes = self.lat.sample(params, c.k if c.objective == "iwae" else 1, g)
+        if not self.reparam:
+            codes = codes.detach()
+        log_lik = self._log_lik(z, self._decode(codes, labels))  # (k, batch)
+        log_q = self.lat.log_q(params, codes)
         beta = self.kl_weight()
-        loss = -(log_lik - beta * kl + logdet).mean()
+        if c.objective == "iwae":  # Burda et al. 2016, Eq. 8; beta weights log p(c) - log q(c|x)
+            log_r = self.lat.log_prior(codes) - log_q
+            objective = log_mean_exp(log_lik + beta * log_r, 0)
+            bound, signal, log_q = log_mean_exp(log_lik + log_r, 0), objective, log_q.sum(0)
+            logs = {}
+        else:
+            kl = self.lat.kl(params)
+            objective, bound, signal, log_q = log_lik[0] - beta * kl, log_lik[0] - kl, log_lik[0], log_q[0]
+            logs = {"kl": float(kl.detach().mean())}
+        extra = z.new_zeros(())
+        if not self.reparam:
+            b = self.baseline(signal, z) if self.baseline is not None else 0.0
+            objective = objective + reinforce_surrogate(log_q, signal, b)
+            if self.baseline is not None:
+                fit = self.baseline.loss(signal, z)
+                extra = fit - fit.detach()  # trains the learned baseline; adds nothing to the value
+                logs["baseline_mse"] = float(fit.detach())
+                self.baseline.update(signal)
+        loss = -(objective + logdet).mean() + extra
         with torch.no_grad():
             self.steps_done += 1
-            logs = {"neg_elbo": float(-(log_lik - kl + logdet).mean()), "kl": float(kl.mean()), "beta": beta}
+            logs[f"neg_{c.objective}"] = float(-(bound + logdet).mean())
+            logs["beta"] = beta
         return Loss(loss, logs)
 
     def objectives(self) -> list[Objective]:
-        return [Objective("elbo", list(self.parameters()), self.elbo_loss)]
+        return [Objective(self.config.objective, list(self.parameters()), self.elbo_loss)]
 
     # -- Latent --------------------------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        """Posterior means: x: (batch, *event_shape) data space -> (batch, latent_dim)."""
+    def encode(self, x: Tensor, condition: Tensor | None = None) -> Tensor:
+        """Posterior means (discrete latents: probabilities): x: (batch, *event_shape) in data
+        space -> (batch, latent_dim)."""
         x = self.check_input(x)
+        condition = self._check_condition(condition, len(x))
         z, _ = self.pre(x, torch.Generator(device=x.device).manual_seed(0))
-        return self.posterior(z)[0]
+        return self.lat.mean(self.encoder_params(z, self.labels(condition, len(z))))
 
     @torch.no_grad()
-    def decode(self, codes: Tensor) -> Tensor:
+    def decode(self, codes: Tensor, condition: Tensor | None = None) -> Tensor:
         """Decoder means in data space: codes: (batch, latent_dim) -> (batch, *event_shape)."""
         p = self.steps_done
         codes = torch.as_tensor(codes, dtype=p.dtype, device=p.device).reshape(-1, self.latent_dim)
-        return self.pre.inverse(self._mean(self._decode(codes)))
+        condition = self._check_condition(condition, len(codes))
+        return self.pre.inverse(self._mean(self._decode(codes, self.labels(condition, len(codes)))))

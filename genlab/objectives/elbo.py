@@ -88,3 +88,70 @@ def discretized_logistic_log_lik(x: Tensor, mean: Tensor, log_scale: Tensor, lev
     log_sf_b = -F.softplus(b)  # log (1 - sigmoid(b))
     mid = log_cdf_a + log_sf_b + _log1mexp(2 * half * inv_s)  # a - b, without inf - inf
     return torch.where(low, log_cdf_a, torch.where(high, log_sf_b, mid))
+
+
+def kl_weight_schedule(step: int, beta: float = 1.0, schedule: str = "linear", warmup_steps: int = 0,
+                       total_steps: int = 0, cycles: int = 4, ratio: float = 0.5) -> float:
+    """The KL weight at training step ``step`` (0-based: the first step has ``step = 0``).
+
+    * ``constant``: ``beta``.
+    * ``linear`` (Bowman et al. 2016): ``beta * min(1, step / warmup_steps)``; constant when
+      ``warmup_steps = 0``.
+    * ``cyclical`` (Fu et al. 2019, Eq. 5): ``total_steps`` split into ``cycles`` periods of
+      ``T/M`` steps; within a period ``tau = (step mod (T/M)) / (T/M)`` and the weight is
+      ``beta * min(1, tau / ratio)`` (rises for the first ``ratio`` of each period, then holds);
+      ``beta`` after ``total_steps``.
+    """
+    if schedule == "constant":
+        return beta
+    if schedule == "linear":
+        return beta * (min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0)
+    if schedule == "cyclical":
+        if total_steps < 1 or cycles < 1 or not 0 < ratio <= 1:
+            raise ValueError("the cyclical KL schedule needs kl_total_steps >= 1, kl_cycles >= 1 "
+                             f"and 0 < kl_ratio <= 1; got {total_steps}, {cycles}, {ratio}")
+        if step >= total_steps:
+            return beta
+        period = total_steps / cycles
+        tau = (step % period) / period
+        return beta * min(1.0, tau / ratio)
+    raise ValueError(f"kl_schedule must be constant, linear or cyclical, got {schedule!r}")
+
+
+def log_mean_exp(t: Tensor, dim: int = 0) -> Tensor:
+    """``log(mean(exp(t)))`` along ``dim``, stably."""
+    return torch.logsumexp(t, dim) - math.log(t.shape[dim])
+
+
+@torch.no_grad()
+def iwae_bound(model, x: Tensor, k: int, generator: torch.Generator | None = None, *,
+               condition: Tensor | None = None, max_codes: int = 65536) -> Tensor:
+    """The importance-weighted bound IWAE_k per example, in nats, in data space (Burda et al. 2016,
+    Eq. 8): ``log (1/k) sum_i p(x, z_i) / q(z_i | x)``, ``z_i ~ q(z|x)``.
+
+    ``ELBO = IWAE_1 <= IWAE_k <= IWAE_{k+1} <= log p(x)`` (their Theorem 1); with k = 1000 or more
+    it is the usual importance-sampling estimate of the test log-likelihood. Works for any model
+    with ``log_weights(z, k, generator, condition) -> (k, batch)`` in model space (every `vae`
+    configuration). The k draws are made in chunks of at most ``max_codes`` codes in all, so
+    memory does not grow with k.
+
+    Args:
+        model: a `vae`-like model.
+        x: (batch, *event_shape) data space.
+        k: number of importance samples, >= 1.
+        generator: randomness of the draws (and of dequantization); ``None``: seed 0.
+        condition: (batch,) labels for a conditional model, or None.
+    Returns:
+        (batch,) lower bounds on log p(x).
+    """
+    if k < 1:
+        raise ValueError(f"iwae_bound: k must be >= 1, got {k}")
+    if not hasattr(model, "log_weights"):
+        raise TypeError(f"iwae_bound needs a model with latent importance weights (a vae), got {model.name}")
+    x = model.check_input(x)
+    condition = model._check_condition(condition, len(x))
+    g = generator if generator is not None else torch.Generator(device=x.device).manual_seed(0)
+    z, logdet = model.pre(x, g)
+    chunk = max(1, min(k, max_codes // len(x)))
+    log_w = torch.cat([model.log_weights(z, min(chunk, k - i), g, condition) for i in range(0, k, chunk)])
+    return log_mean_exp(log_w, 0) + logdet

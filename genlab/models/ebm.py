@@ -1,0 +1,150 @@
+"""Energy-based model trained by contrastive divergence with short-run Langevin chains and a
+replay buffer (Du & Mordatch 2019, "Implicit Generation and Generalization in EBMs").
+
+``p(z) ∝ exp(-E(z))`` in model space, ``E`` an MLP (vectors) or a small conv net (images). Each
+training step (Du & Mordatch 2019, Alg. 1):
+
+1. draw ``batch`` slots of the replay buffer (a model buffer, saved with the weights); a fraction
+   ``fresh`` (5%) of the chains restart from noise, the rest from the stored states;
+2. run ``langevin_steps`` of Langevin dynamics (`genlab.samplers.langevin.Langevin`) on ``E``;
+3. write the end states back into their slots (persistent chains);
+4. loss ``mean E(x+) - mean E(x-) + alpha * mean(E(x+)^2 + E(x-)^2)``; its gradient is the CD
+   gradient (the negatives ``x-`` are constants), the L2 term keeps energies near 0.
+
+**The reported loss.** Every random draw (slots, fresh starts, Langevin noise) comes from the
+batch's generator, so on a fixed batch with a fixed seed the chains restart from the same slots;
+those slots hold the previous call's end states (the buffer is updated), so the negatives are the
+same persistent chains run further, not a fixed set. The loss then falls while the model's
+energy gap between data and negatives grows faster than ``langevin_steps`` of sampling close it,
+which is what a short-run CD step does; it is not a likelihood (no early stopping on it).
+
+Density is UNNORMALIZED: `energy` (data space) works, `log_prob` raises `NotSupported`.
+`sample` runs ``sample_steps`` of Langevin from fresh noise (``sample_init="noise"``), or from
+random replay-buffer states (``"buffer"``: long-run chains, closer to what training saw).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..data.spec import DataSpec, Kind
+from ..nn import MLP, ConvEncoder
+from ..protocol import Batch, Density, Energy, GenerativeModel, Loss, NotSupported, Objective
+from ..registry import register
+from ..samplers.langevin import Langevin
+
+
+@dataclass
+class EBMConfig:
+    hidden: int = field(default=128, metadata={"help": "width of the energy MLP's hidden layers (conv head)"})
+    depth: int = field(default=3, metadata={"help": "hidden layers of the energy MLP (vectors)"})
+    channels: tuple[int, ...] = field(default=(32, 64), metadata={
+        "help": "channels of the stride-2 convolutions of the energy net (images)"})
+    alpha: float = field(default=0.1, metadata={
+        "help": "weight of the L2 energy regulariser alpha * (E+^2 + E-^2) (Du & Mordatch 2019)"})
+    langevin_steps: int = field(default=40, metadata={"help": "Langevin steps per training step"})
+    step_size: float = field(default=0.05, metadata={"help": "Langevin step size eta (model space)"})
+    noise_scale: float = field(default=0.05, metadata={
+        "help": "Langevin noise std (sqrt(2 * step_size) is exact Langevin; smaller is colder)"})
+    grad_clip: float = field(default=10.0, metadata={"help": "clamp of each energy-gradient entry in Langevin"})
+    init_scale: float = field(default=3.0, metadata={
+        "help": "fresh chains start uniform on [-s, s]^D (model space: standardised data)"})
+    buffer_size: int = field(default=10000, metadata={"help": "replay-buffer states kept with the model"})
+    fresh: float = field(default=0.05, metadata={"help": "fraction of chains restarted from noise each step"})
+    sample_steps: int = field(default=200, metadata={"help": "Langevin steps used by sample()"})
+    sample_init: str = field(default="noise", metadata={
+        "help": "where sample() starts its chains: noise | buffer"})
+
+
+@register("ebm")
+class EBM(GenerativeModel, Energy):
+    """Energy-based model ``p(x) ∝ exp(-E(x))``; sampling by Langevin dynamics (see module doc)."""
+
+    Config = EBMConfig
+    density = Density.UNNORMALIZED
+    sampling = "slow, Langevin"
+    training = "approximate MLE (CD, replay buffer)"
+    default_epochs = 100
+    default_train = {"batch_size": 128, "patience": None}  # no likelihood to validate on
+
+    def __init__(self, spec: DataSpec, config: EBMConfig):
+        super().__init__(spec, config)
+        if spec.kind in (Kind.CATEGORICAL, Kind.TEXT):
+            raise NotSupported(f"ebm: {spec.kind.value} data have no continuous space for Langevin "
+                               "dynamics; use a categorical or autoregressive family")
+        c = config
+        if c.hidden < 1 or c.depth < 0 or not c.channels or c.langevin_steps < 1 or c.sample_steps < 0:
+            raise ValueError("ebm: hidden and langevin_steps must be >= 1, depth and sample_steps >= 0, "
+                             "channels non-empty")
+        if c.alpha < 0 or not 0 <= c.fresh <= 1 or c.buffer_size < 1:
+            raise ValueError("ebm: alpha must be >= 0, fresh in [0, 1], buffer_size >= 1")
+        if c.sample_init not in ("noise", "buffer"):
+            raise ValueError(f"ebm.sample_init must be 'noise' or 'buffer', got {c.sample_init!r}")
+        self.sampler = Langevin(c.step_size, c.langevin_steps, c.noise_scale, c.grad_clip,
+                                init="uniform", init_scale=c.init_scale)
+        if spec.is_image:
+            self.net = ConvEncoder(spec.event_shape, 1, c.channels, c.hidden)
+        else:
+            self.net = MLP(spec.dim, 1, (c.hidden,) * c.depth)
+        # the replay buffer starts as noise from the init distribution (drawn from the global RNG
+        # at construction, like the weights: `build_model` seeds it)
+        self.register_buffer("replay", self.sampler.init_noise(c.buffer_size, tuple(spec.event_shape)))
+
+    # -- energies --------------------------------------------------------------------------------
+    def _energy(self, z: Tensor) -> Tensor:
+        """Model-space energy: z: (batch, *event_shape) -> (batch,)."""
+        return self.net(z.reshape(len(z), *self.spec.event_shape)).squeeze(-1)
+
+    def energy(self, x: Tensor) -> Tensor:
+        """Data-space energy ``E(f(x)) - log|det df/dx|`` (``f`` the preprocessing), so that
+        ``exp(-energy)`` is proportional to the model's density of ``x``: (batch, ...) -> (batch,).
+        Discrete data are dequantized with fixed-seed noise (reproducible)."""
+        x = self.check_input(x)
+        z, logdet = self.pre(x, torch.Generator(device=x.device).manual_seed(0))
+        return self._energy(z) - logdet
+
+    # -- training --------------------------------------------------------------------------------
+    def _negatives(self, n: int, generator: torch.Generator | None) -> Tensor:
+        """Run persistent chains from ``n`` buffer slots (``fresh`` of them restarted from noise),
+        write the end states back, return them: (n, *event_shape)."""
+        size, dev = len(self.replay), self.replay.device
+        if n <= size:
+            idx = torch.randperm(size, generator=generator, device=dev)[:n]
+        else:
+            idx = torch.randint(size, (n,), generator=generator, device=dev)
+        x0 = self.replay[idx]
+        restart = torch.rand(n, generator=generator, device=dev) < self.config.fresh
+        noise = self.sampler.init_noise(n, tuple(self.spec.event_shape), generator=generator,
+                                        dtype=x0.dtype, device=dev)
+        x0 = torch.where(restart.view(-1, *[1] * (x0.ndim - 1)), noise, x0)
+        x = self.sampler(self._energy, x0, generator=generator)
+        with torch.no_grad():
+            self.replay[idx] = x
+        return x
+
+    def _loss(self, batch: Batch) -> Loss:
+        """Contrastive divergence with the L2 energy regulariser (Du & Mordatch 2019, Sec. 3.3)."""
+        z, _ = self.pre(batch.x, batch.generator)
+        neg = self._negatives(len(z), batch.generator)
+        e_pos, e_neg = self._energy(z), self._energy(neg)
+        cd = e_pos.mean() - e_neg.mean()
+        reg = self.config.alpha * (e_pos.pow(2) + e_neg.pow(2)).mean()
+        return Loss(cd + reg, logs={"cd": float(cd.detach()), "e_pos": float(e_pos.mean().detach()),
+                                        "e_neg": float(e_neg.mean().detach())})
+
+    def objectives(self) -> list[Objective]:
+        return [Objective("cd", list(self.net.parameters()), self._loss)]
+
+    # -- sampling --------------------------------------------------------------------------------
+    def _sample(self, n: int, *, condition: Tensor | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """Langevin chains of ``sample_steps`` steps: (n, *event_shape) in model space."""
+        p = self.replay
+        if self.config.sample_init == "buffer":
+            x0 = self.replay[torch.randint(len(p), (n,), generator=generator, device=p.device)]
+        else:
+            x0 = self.sampler.init_noise(n, tuple(self.spec.event_shape), generator=generator,
+                                         dtype=p.dtype, device=p.device)
+        return self.sampler(self._energy, x0, generator=generator, n_steps=self.config.sample_steps)
