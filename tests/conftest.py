@@ -34,6 +34,8 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "maf": {"n_layers": 2, "hidden": 16, "depth": 1},
     "nsf": {"n_layers": 2, "hidden": 16, "depth": 1, "bins": 4},
     "bayesnet": {"structure": "chow-liu"},
+    "rbm": {"hidden": 8, "persistent": False, "sample_steps": 5, "ais_betas": 50, "ais_runs": 8},
+    "mrf": {"sweeps": 2},
     "cgan": {"hidden": 32, "latent_dim": 4},
     "pix2pix": {"base": 8, "bank": 16},
     "cyclegan": {"base": 8, "n_b": 256},

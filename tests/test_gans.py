@@ -66,27 +66,30 @@ def test_r1_and_orthogonal_penalties_closed_forms():
     lin = nn.Linear(4, 4).double()
     with torch.no_grad():
         lin.weight.copy_(torch.linalg.qr(torch.randn(4, 4, generator=gen(6), dtype=F64))[0] * 3)
-    assert float(orthogonal_penalty(lin)) == pytest.approx(0.0, abs=1e-20)  # orthogonal rows, any scale
-    assert float(orthogonal_penalty(lin, off_diagonal=False)) == pytest.approx(4 * (9 - 1) ** 2)
+    assert float(orthogonal_penalty(lin).detach()) == pytest.approx(0.0, abs=1e-20)  # orthogonal rows, any scale
+    assert float(orthogonal_penalty(lin, off_diagonal=False).detach()) == pytest.approx(4 * (9 - 1) ** 2)
     with torch.no_grad():
         lin.weight.copy_(torch.tensor([[1.0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
-    assert float(orthogonal_penalty(lin)) == pytest.approx(2.0)  # the two off-diagonal 1s of W W^T
+    assert float(orthogonal_penalty(lin).detach()) == pytest.approx(2.0)  # the two off-diagonal 1s of W W^T
 
 
 def test_spectral_normalisation_gives_unit_largest_singular_value():
     net = nn.Sequential(nn.Conv2d(1, 6, 3), nn.Flatten(), nn.Linear(6 * 6 * 6, 9)).double()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.mul_(5)
+    with torch.no_grad():  # weights (out, in*k*k) with singular values 5, 2.5, 1.25, ...: a clear gap
+        for layer in (net[0], net[2]):
+            w = layer.weight.flatten(1)
+            u, _, vh = torch.linalg.svd(torch.randn(w.shape, generator=gen(9), dtype=F64), full_matrices=False)
+            s = 5 * 0.5 ** torch.arange(len(vh), dtype=F64)
+            layer.weight.copy_((u * s @ vh).reshape(layer.weight.shape))
     spectral_normalize(net)
     x = torch.randn(4, 1, 8, 8, dtype=F64)
-    for _ in range(200):  # power iterations (one per training-mode forward)
+    for _ in range(40):  # power iterations (one per training-mode forward)
         net(x)
     for layer in (net[0], net[2]):
         raw = layer.parametrizations.weight.original.flatten(1)
         assert torch.linalg.svdvals(raw)[0] > 2  # normalisation has work to do
-        sigma = torch.linalg.svdvals(layer.weight.flatten(1))[0]
-        assert float(sigma) == pytest.approx(1.0, abs=1e-6)
+        sigma = torch.linalg.svdvals(layer.weight.detach().flatten(1))[0]
+        assert float(sigma) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_weight_clipping_keeps_every_critic_weight_within_the_bound(digits):
@@ -105,18 +108,18 @@ VARIANTS = [{"loss": "minimax"}, {"loss": "ns"}, {"loss": "wgan"}, {"loss": "wga
             {"loss": "ns", "ortho": 1e-3, "ortho_on": "both"}]
 
 
-@pytest.mark.parametrize("data", ["moons", "digits"])
-@pytest.mark.parametrize("cfg", VARIANTS, ids=lambda c: "+".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("cfg,data", [(c, "moons") for c in VARIANTS] + [(VARIANTS[-3], "digits")],
+                         ids=lambda c: c if isinstance(c, str) else "+".join(f"{k}={v}" for k, v in c.items()))
 def test_every_loss_and_regularizer_lowers_its_loss_on_a_fixed_batch(cfg, data, digits):
     ds = digits if data == "digits" else load_dataset("moons", n=96, seed=0)
-    model = build_model("gan", ds.spec, {"hidden": 32, "latent_dim": 4, **cfg}, 0)
+    model = build_model("gan", ds.spec, {"hidden": 16, "latent_dim": 4, **cfg}, 0)
     model.setup(ds.x)
     for obj in model.objectives():
         def loss():
             return obj.loss(Batch(ds.x[:64], None, gen(3)))
-        first = float(loss().value)
+        first = float(loss().value.detach())
         opt = torch.optim.Adam(obj.parameters, lr=1e-3)
-        for _ in range(10):
+        for _ in range(6):
             opt.zero_grad()
             loss().value.backward()
             opt.step()
@@ -150,7 +153,8 @@ def test_sobel_edges_match_scipy_and_pairings_are_what_they_say():
     from scipy import ndimage
 
     x = torch.rand(3, 1, 9, 7, generator=gen(7), dtype=F64)
-    want = np.hypot(ndimage.sobel(x.numpy(), axis=3), ndimage.sobel(x.numpy(), axis=2))
+    want = np.stack([np.hypot(ndimage.sobel(im, axis=1), ndimage.sobel(im, axis=0))  # per 2-D image
+                     for im in x[:, 0].numpy()])[:, None]
     np.testing.assert_allclose(sobel_magnitude(x).numpy(), want, atol=1e-12)
     img = torch.randint(0, 17, (2, 1, 8, 8), generator=gen(8)).float()
     edges = make_inputs(img, "edges", 17)

@@ -22,7 +22,7 @@ from ..data.spec import DataSpec
 from ..nn import MLP, ConvDecoder, ConvEncoder
 from ..protocol import Batch, Conditional, NotSupported
 from ..registry import register
-from .gan import GAN, GANConfig, eval_mode
+from .gan import GANBase, GANConfig, eval_mode
 
 
 @dataclass
@@ -88,7 +88,7 @@ class ConditionalGenerator(nn.Module):
 
 
 @register("cgan")
-class CGAN(GAN, Conditional):
+class CGAN(GANBase, Conditional):
     """Class-conditional GAN (projection or concat critic): ``sample(n, condition=labels)``."""
 
     Config = CGANConfig

@@ -35,6 +35,8 @@ from ..protocol import Batch, Density, Energy, GenerativeModel, Loss, NotSupport
 from ..registry import register
 from ..samplers.langevin import Langevin
 
+_BOX = 3.0  # the chains' box before `setup` sees data: [-3, 3]^D of standardised space
+
 
 @dataclass
 class EBMConfig:
@@ -49,8 +51,8 @@ class EBMConfig:
     noise_scale: float = field(default=0.05, metadata={
         "help": "Langevin noise std (sqrt(2 * step_size) is exact Langevin; smaller is colder)"})
     grad_clip: float = field(default=10.0, metadata={"help": "clamp of each energy-gradient entry in Langevin"})
-    init_scale: float = field(default=3.0, metadata={
-        "help": "fresh chains start uniform on [-s, s]^D (model space: standardised data)"})
+    margin: float = field(default=0.5, metadata={
+        "help": "chains live in the training data's per-entry range (model space) widened by this"})
     buffer_size: int = field(default=10000, metadata={"help": "replay-buffer states kept with the model"})
     fresh: float = field(default=0.05, metadata={"help": "fraction of chains restarted from noise each step"})
     sample_steps: int = field(default=200, metadata={"help": "Langevin steps used by sample()"})
@@ -82,15 +84,46 @@ class EBM(GenerativeModel, Energy):
             raise ValueError("ebm: alpha must be >= 0, fresh in [0, 1], buffer_size >= 1")
         if c.sample_init not in ("noise", "buffer"):
             raise ValueError(f"ebm.sample_init must be 'noise' or 'buffer', got {c.sample_init!r}")
+        if c.margin < 0:
+            raise ValueError(f"ebm.margin must be >= 0, got {c.margin}")
         self.sampler = Langevin(c.step_size, c.langevin_steps, c.noise_scale, c.grad_clip,
-                                init="uniform", init_scale=c.init_scale)
+                                init="uniform", init_scale=_BOX)
         if spec.is_image:
             self.net = ConvEncoder(spec.event_shape, 1, c.channels, c.hidden)
+            last = self.net.head[-1]
         else:
             self.net = MLP(spec.dim, 1, (c.hidden,) * c.depth)
-        # the replay buffer starts as noise from the init distribution (drawn from the global RNG
-        # at construction, like the weights: `build_model` seeds it)
-        self.register_buffer("replay", self.sampler.init_noise(c.buffer_size, tuple(spec.event_shape)))
+            last = self.net[-1]
+        # E starts at 0: the first chains are pure diffusion instead of a random net's descent
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        shape = tuple(spec.event_shape)
+        # the box chains are clamped to (set from the data by `setup`) and the replay buffer,
+        # uniform noise in the box (drawn from the global RNG at construction, like the weights:
+        # `build_model` seeds it)
+        self.register_buffer("low", torch.full(shape, -_BOX))
+        self.register_buffer("high", torch.full(shape, _BOX))
+        self.register_buffer("replay", self.sampler.init_noise(c.buffer_size, shape))
+
+    def setup(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None) -> None:
+        """Fit the preprocessing, set the chains' box to the data's per-entry range (model space)
+        widened by ``margin``, and move the replay buffer into the new box (an affine map)."""
+        super().setup(x, y, x_val)
+        z, _ = self.pre(self.check_input(x), torch.Generator(device=x.device).manual_seed(0))
+        low, high = z.min(0).values - self.config.margin, z.max(0).values + self.config.margin
+        with torch.no_grad():
+            unit = (self.replay - self.low) / (self.high - self.low)
+            self.replay.copy_(low + unit * (high - low))
+            self.low.copy_(low)
+            self.high.copy_(high)
+
+    def _box_noise(self, n: int, generator: torch.Generator | None) -> Tensor:
+        """Fresh chain starts, uniform in the box: (n, *event_shape)."""
+        u = torch.rand(n, *self.low.shape, generator=generator, dtype=self.low.dtype, device=self.low.device)
+        return self.low + u * (self.high - self.low)
+
+    def _run(self, x0: Tensor, generator: torch.Generator | None, n_steps: int | None = None) -> Tensor:
+        return self.sampler(self._energy, x0, generator=generator, n_steps=n_steps, bounds=(self.low, self.high))
 
     # -- energies --------------------------------------------------------------------------------
     def _energy(self, z: Tensor) -> Tensor:
@@ -116,10 +149,8 @@ class EBM(GenerativeModel, Energy):
             idx = torch.randint(size, (n,), generator=generator, device=dev)
         x0 = self.replay[idx]
         restart = torch.rand(n, generator=generator, device=dev) < self.config.fresh
-        noise = self.sampler.init_noise(n, tuple(self.spec.event_shape), generator=generator,
-                                        dtype=x0.dtype, device=dev)
-        x0 = torch.where(restart.view(-1, *[1] * (x0.ndim - 1)), noise, x0)
-        x = self.sampler(self._energy, x0, generator=generator)
+        x0 = torch.where(restart.view(-1, *[1] * (x0.ndim - 1)), self._box_noise(n, generator), x0)
+        x = self._run(x0, generator)
         with torch.no_grad():
             self.replay[idx] = x
         return x
@@ -141,10 +172,8 @@ class EBM(GenerativeModel, Energy):
     def _sample(self, n: int, *, condition: Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
         """Langevin chains of ``sample_steps`` steps: (n, *event_shape) in model space."""
-        p = self.replay
         if self.config.sample_init == "buffer":
-            x0 = self.replay[torch.randint(len(p), (n,), generator=generator, device=p.device)]
+            x0 = self.replay[torch.randint(len(self.replay), (n,), generator=generator, device=self.replay.device)]
         else:
-            x0 = self.sampler.init_noise(n, tuple(self.spec.event_shape), generator=generator,
-                                         dtype=p.dtype, device=p.device)
-        return self.sampler(self._energy, x0, generator=generator, n_steps=self.config.sample_steps)
+            x0 = self._box_noise(n, generator)
+        return self._run(x0, generator, self.config.sample_steps)

@@ -133,9 +133,8 @@ class GANConfig(AdversarialConfig):
     depth: int = field(default=2, metadata={"help": "hidden layers of the MLPs (vector data)"})
 
 
-@register("gan")
-class GAN(GenerativeModel, Latent):
-    """GAN with a loss and regularizers chosen by config: density NONE, fast sampling."""
+class GANBase(GenerativeModel):
+    """A generator and a critic with a loss and regularizers chosen by config (``gan``, ``cgan``)."""
 
     Config = GANConfig
     density = Density.NONE
@@ -207,11 +206,16 @@ class GAN(GenerativeModel, Latent):
                 Objective("generator", list(self.generator.parameters()), self.generator_loss,
                           every=c.n_critic, lr=c.lr, betas=betas)]
 
-    # -- sampling and latents ------------------------------------------------------------------
+    # -- sampling -------------------------------------------------------------------------------
     def _sample(self, n: int, *, condition: Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
         with eval_mode(self.generator):
             return self._generate(self._noise(n, generator), condition)
+
+
+@register("gan")
+class GAN(GANBase, Latent):
+    """GAN with a loss and regularizers chosen by config: density NONE, fast sampling."""
 
     def encode(self, x: Tensor) -> Tensor:
         raise NotSupported(f"{self.name}: a GAN has no encoder, so x cannot be mapped to a code; use a "

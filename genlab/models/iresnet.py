@@ -6,8 +6,8 @@ Kingma & Dhariwal 2018) and ``B_k(x) = x + g_k(x)`` with ``g_k`` a spectrally no
 distribution is N(0, I), so ``log p(z) = log N(f(z); 0, I) + sum_k log|det(I + J_{g_k})|``.
 
 **Which log-likelihood is exact.** For ``D <= 4`` (2-D toys) the log-determinant is computed
-exactly from the full Jacobian (``D`` vector-Jacobian products and ``slogdet``), in training and
-in `log_prob`: the reported NLL is exact. For ``D > 4`` (images) it is the power series truncated
+exactly from the full Jacobian (forward-mode accumulation through the MLP, then ``slogdet``), in
+training and in `log_prob`: the reported NLL is exact. For ``D > 4`` (images) it is the power series truncated
 at ``n_terms`` with a Hutchinson trace estimator (Behrmann et al. 2019, Eq. 7): the family's
 density is still EXACT (the model defines a normalised ``p``), but the *figure* returned by
 `log_prob` is a stochastic estimate of it (random vectors from the ``generator``, a fixed seed
@@ -106,15 +106,16 @@ class IResNet(GenerativeModel, Latent):
         n_samples = n_samples or self.config.trace_samples
         x = z.reshape(len(z), -1)
         log_det = x.new_zeros(len(x))
-        with torch.enable_grad():  # the Jacobian terms need autograd even when scoring
+        # the series' vector-Jacobian products need autograd even when scoring
+        with torch.set_grad_enabled(create_graph or not self.exact):
             for norm, block in zip(self.norms, self.blocks):
                 x, ld = norm(x)
                 log_det = log_det + ld
-                if not create_graph:
-                    x = x.detach().requires_grad_(True)
                 if self.exact:
-                    x, ld = block.forward_exact(x, create_graph)
+                    x, ld = block.forward_exact(x)
                 else:
+                    if not create_graph:
+                        x = x.detach().requires_grad_(True)
                     x, ld = block.forward_series(x, self.config.n_terms, n_samples, generator, create_graph)
                 log_det = log_det + ld
         if not create_graph:

@@ -4,7 +4,7 @@
   iteration (Miyato et al. 2018), so ``||W_hat||_2 <= c`` (up to the power-iteration error).
 * `InvertibleResBlock`: ``y = x + g(x)`` with ``g`` a spectrally normalised MLP whose
   activations are 1-Lipschitz, so ``Lip(g) <= c^layers < 1``; inverse by fixed-point iteration
-  (Banach), ``log|det(I + J_g)|`` exactly (small D) or by the truncated power series with a
+  (Banach), ``log|det(I + J_g)|`` exactly (small D: forward-mode Jacobian, ``slogdet``) or by the truncated power series with a
   Hutchinson trace estimator (Behrmann et al. 2019, Eq. 6-7).
 
 The power iteration is not run inside ``forward``: `SpectralLinear.power_iteration` is called
@@ -73,6 +73,12 @@ class LipSwish(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.silu(x) / 1.1
 
+    @staticmethod
+    def derivative(x: Tensor) -> Tensor:
+        """Elementwise derivative ``(s + x s (1 - s)) / 1.1``, ``s = sigmoid(x)``."""
+        s = torch.sigmoid(x)
+        return (s + x * s * (1 - s)) / 1.1
+
 
 class InvertibleResBlock(nn.Module):
     """``y = x + g(x)``, ``g`` = spectrally normalised MLP; x, y: (batch, dim).
@@ -119,21 +125,27 @@ class InvertibleResBlock(nn.Module):
                               f"after {max_iter} iterations; raise max_iter or tol, or lower coeff "
                               "(a block whose Lipschitz constant approaches 1 converges slowly)")
 
-    def jacobian(self, x: Tensor, create_graph: bool) -> tuple[Tensor, Tensor]:
-        """Per-example Jacobian of ``g`` by ``dim`` vector-Jacobian products (use for small dim).
+    def jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``g(x)`` and its per-example Jacobian by forward-mode accumulation through the layers
+        (``J <- W J`` at a linear layer, ``J <- phi'(h) * J`` at an activation); the cost is
+        ``dim`` times a forward pass, so use it for small ``dim``. Differentiable.
 
         x: (batch, dim) -> (g(x): (batch, dim), J_g: (batch, dim, dim)), ``J[b, i, j] = dg_i/dx_j``.
         """
-        x = x if x.requires_grad else x.requires_grad_(True)
-        gx = self.g(x)
-        rows = [torch.autograd.grad(gx[:, i].sum(), x, create_graph=create_graph, retain_graph=True)[0]
-                for i in range(self.dim)]
-        return gx, torch.stack(rows, 1)
+        h = x
+        jac = torch.eye(self.dim, dtype=x.dtype, device=x.device).expand(len(x), self.dim, self.dim)
+        for m in self.g:
+            if isinstance(m, SpectralLinear):
+                w = m.normalized_weight()
+                h, jac = F.linear(h, w, m.bias), w @ jac
+            else:
+                h, jac = m(h), m.derivative(h).unsqueeze(-1) * jac
+        return h, jac
 
-    def forward_exact(self, x: Tensor, create_graph: bool) -> tuple[Tensor, Tensor]:
+    def forward_exact(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(y, log|det(I + J_g)|)`` with the full Jacobian: (batch, dim) -> ((batch, dim), (batch,)).
         ``det(I + J_g) > 0`` because every eigenvalue of ``J_g`` has modulus < 1."""
-        gx, jac = self.jacobian(x, create_graph)
+        gx, jac = self.jacobian(x)
         eye = torch.eye(self.dim, dtype=x.dtype, device=x.device)
         return x + gx, torch.linalg.slogdet(eye + jac)[1]
 

@@ -156,7 +156,11 @@ def spectral_normalize(module: nn.Module) -> nn.Module:
 
 
 def clip_weights(module: nn.Module, bound: float) -> None:
-    """Project every parameter of ``module`` onto ``[-bound, bound]`` in place (WGAN, Alg. 1)."""
+    """Project every parameter of ``module`` onto ``[-bound, bound]`` in place (WGAN, Alg. 1).
+
+    Parameters already within the bound are not written to, so calling this between two
+    forward passes of one graph (a forward pre-hook) leaves autograd's saved tensors valid."""
     with torch.no_grad():
         for p in module.parameters():
-            p.clamp_(-bound, bound)
+            if p.abs().max() > bound:
+                p.clamp_(-bound, bound)

@@ -54,7 +54,7 @@ class Langevin:
         return torch.randn(n, *shape, generator=generator, dtype=dtype, device=device) * self.init_scale
 
     def __call__(self, energy: EnergyFn, x0: Tensor, *, generator: torch.Generator | None = None,
-                 n_steps: int | None = None) -> Tensor:
+                 n_steps: int | None = None, bounds: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Run the chains.
 
         Args:
@@ -63,6 +63,9 @@ class Langevin:
             x0: (batch, *shape) starting points.
             generator: source of the injected noise.
             n_steps: overrides the sampler's ``n_steps``.
+            bounds: ``(low, high)`` broadcastable to ``x0``: every state is clamped into this box
+                (Du & Mordatch 2019 clamp images to the data domain), so chains of an untrained
+                energy cannot run off to where no data are.
         Returns:
             (batch, *shape) the chains' last states, detached.
         """
@@ -75,4 +78,6 @@ class Langevin:
                 grad = grad.clamp(-self.grad_clip, self.grad_clip)
             noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = (x.detach() - self.step_size * grad + self.noise_scale * noise).detach()
+            if bounds is not None:
+                x = torch.maximum(torch.minimum(x, bounds[1]), bounds[0])
         return x

@@ -1,0 +1,135 @@
+"""Mode coverage of the GAN losses and regularizers on the 2-D benchmarks of the GAN literature.
+
+    python -m bench.gan_modes [--toys ring,grid] [--configs ns,wgan-gp,...] [--seeds 0,1,2] [--steps 3000]
+
+Data (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018): a ring of 8 Gaussians of std
+0.02 on the circle of radius 2, and a 5x5 grid of 25 Gaussians of std 0.05 at {-4, -2, 0, 2, 4}^2,
+50,000 training points each. After training with the one trainer, 2,500 samples are drawn; a
+sample is *high quality* when it lies within 3 std of its nearest mode, and a mode is *covered*
+when at least 20 of the 2,500 samples (a fifth of its fair share on the grid) are high-quality
+samples of it; ``modes_any`` counts modes with at least one (the looser VEEGAN count).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+import torch
+
+from genlab.data.spec import DataSpec
+from genlab.runs import build_model
+from genlab.train import TrainConfig, Trainer
+
+from .common import print_table, write_results
+
+NET = {"hidden": 128, "depth": 3, "latent_dim": 2}
+CONFIGS: dict[str, dict] = {
+    "minimax": {"loss": "minimax"},
+    "ns": {"loss": "ns"},
+    "wgan": {"loss": "wgan", "clip": 0.01, "n_critic": 5, "betas": (0.5, 0.9), "lr": 5e-4},
+    "wgan-gp": {"loss": "wgan-gp", "n_critic": 5, "betas": (0.5, 0.9), "lr": 5e-4},
+    "hinge": {"loss": "hinge"},
+    "lsgan": {"loss": "lsgan"},
+    "ns+sn": {"loss": "ns", "spectral_norm": "critic"},
+    "hinge+sn": {"loss": "hinge", "spectral_norm": "critic"},
+    "ns+r1": {"loss": "ns", "r1": 0.1},
+    "ns+ortho": {"loss": "ns", "ortho": 1e-4, "ortho_on": "both"},
+}
+N_TRAIN, N_EVAL, MIN_COUNT = 50_000, 2_500, 20
+
+
+def modes(toy: str) -> tuple[torch.Tensor, float]:
+    """(modes, std) of a toy: the ring of 8 or the 5x5 grid of 25 Gaussians."""
+    if toy == "ring":
+        t = torch.arange(8) * 2 * math.pi / 8
+        return torch.stack([2 * t.cos(), 2 * t.sin()], 1), 0.02
+    if toy == "grid":
+        v = torch.arange(-4.0, 5.0, 2.0)
+        return torch.cartesian_prod(v, v), 0.05
+    raise ValueError(f"unknown toy {toy!r}; use ring or grid")
+
+
+def toy_data(toy: str, n: int, seed: int) -> torch.Tensor:
+    centres, std = modes(toy)
+    g = torch.Generator().manual_seed(seed)
+    k = torch.randint(len(centres), (n,), generator=g)
+    return centres[k] + std * torch.randn(n, 2, generator=g)
+
+
+def coverage(samples: torch.Tensor, toy: str) -> dict:
+    """Modes covered (>= MIN_COUNT high-quality samples; and >= 1) and the high-quality share."""
+    centres, std = modes(toy)
+    d = torch.cdist(samples, centres)
+    dist, nearest = d.min(1)
+    hq = dist < 3 * std
+    counts = torch.bincount(nearest[hq], minlength=len(centres))
+    return {"modes": int((counts >= MIN_COUNT).sum()), "modes_any": int((counts > 0).sum()),
+            "of": len(centres), "hq_share": float(hq.float().mean())}
+
+
+def run(toy: str, name: str, seed: int, steps: int, batch: int) -> dict:
+    x = toy_data(toy, N_TRAIN, seed)
+    cfg = {**NET, **CONFIGS[name]}
+    model = build_model("gan", DataSpec((2,)), cfg, seed)
+    per_epoch = math.ceil(N_TRAIN / batch)
+    tc = TrainConfig(epochs=math.ceil(steps / per_epoch), batch_size=batch, seed=seed, progress=False,
+                     device="cpu", patience=None)
+    trainer = Trainer(model, tc)
+    t0 = time.perf_counter()
+    stop = _StopAt(steps)
+    trainer.callbacks.append(stop)
+    trainer.fit(x)
+    seconds = time.perf_counter() - t0
+    s = model.sample(N_EVAL, generator=torch.Generator().manual_seed(10_000 + seed))
+    return {"toy": toy, "config": name, "seed": seed, "steps": trainer.step, "train_seconds": seconds,
+            **coverage(s, toy)}
+
+
+class _StopAt:
+    """Trainer callback: stop after exactly ``steps`` steps (training is counted in steps here)."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def __call__(self, trainer, record) -> None:
+        if trainer.step >= self.steps:
+            trainer.finished, trainer.stop_reason = True, f"{self.steps} steps"
+            record["done"] = True
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--toys", default="ring,grid")
+    p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--steps", type=int, default=3000, help="trainer steps per run")
+    p.add_argument("--batch", type=int, default=256)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = []
+    for toy in args.toys.split(","):
+        for name in args.configs.split(","):
+            for seed in map(int, args.seeds.split(",")):
+                r = run(toy, name, seed, args.steps, args.batch)
+                rows.append(r)
+                print(f"{toy:5s} {name:9s} seed {seed}: {r['modes']}/{r['of']} modes ({r['modes_any']} with any), "
+                      f"{100 * r['hq_share']:.1f}% high quality, {r['train_seconds']:.0f}s", flush=True)
+    summary = []
+    for toy in args.toys.split(","):
+        for name in args.configs.split(","):
+            rs = [r for r in rows if r["toy"] == toy and r["config"] == name]
+            summary.append({"toy": toy, "config": name, "seeds": len(rs),
+                            "modes (per seed)": "/".join(str(r["modes"]) for r in rs) + f" of {rs[0]['of']}",
+                            "hq % (per seed)": "/".join(f"{100 * r['hq_share']:.1f}" for r in rs),
+                            "min modes": min(r["modes"] for r in rs), "min hq %": 100 * min(r["hq_share"] for r in rs),
+                            "s/run": sum(r["train_seconds"] for r in rs) / len(rs)})
+    print()
+    print_table(summary, ["toy", "config", "seeds", "modes (per seed)", "hq % (per seed)", "min modes", "min hq %", "s/run"])
+    write_results("gan_modes", rows, "python -m bench.gan_modes " + " ".join(argv if argv is not None else sys.argv[1:]),
+                  key=("toy", "config", "seed", "steps"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Pairwise discrete Markov random field (Ising for 2 states, Potts for K), trained by maximum
+pseudo-likelihood (Besag 1975), sampled by single-site Gibbs sweeps (Geman & Geman 1984).
+
+``p(x) ∝ exp(-E(x))``, ``E(x) = -sum_i theta_i[x_i] - sum_{i<j} J_ij[x_i, x_j]`` over all pairs
+of the flattened example (a fully connected pairwise model; an L2 penalty on ``J`` keeps it
+sparse-ish and the pseudo-likelihood well posed). Pseudo-likelihood:
+``PL(x) = sum_i log softmax_k(theta_i[k] + sum_{j != i} J_ij[k, x_j])[x_i]``.
+
+Density choice (documented): ``UNNORMALIZED``; ``log_partition`` enumerates every state when
+there are at most ``exact_max_states`` of them, and `log_prob_exact` then gives exact
+log-probabilities. Continuous data are refused: discretize them first.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..data.preprocess import Preprocess
+from ..data.spec import DataSpec, Kind
+from ..protocol import Batch, Density, Energy, GenerativeModel, Loss, NotSupported, Objective
+from ..registry import register
+from ..samplers.gibbs import site_gibbs
+
+
+@dataclass
+class MRFConfig:
+    l2: float = field(default=1e-3, metadata={"help": "L2 penalty on the pairwise couplings J"})
+    sweeps: int = field(default=200, metadata={"help": "Gibbs sweeps per call to sample()"})
+    exact_max_states: int = field(default=1 << 20, metadata={
+        "help": "enumerate at most this many joint states for the exact log Z"})
+
+
+@register("mrf")
+class MRF(GenerativeModel, Energy):
+    """Parameters ``theta`` (D, K) and ``J_raw`` (D, D, K, K); the couplings used are
+    ``J = sym(J_raw)`` with ``J_ij[k, l] = J_ji[l, k]`` and ``J_ii = 0``. Impossible states of a
+    column with fewer than K values (``spec.cardinalities``) get potential ``-inf``."""
+
+    Config = MRFConfig
+    density = Density.UNNORMALIZED
+    sampling = "slow, Gibbs"
+    training = "pseudo-likelihood"
+    default_epochs = 100
+    default_train = {"lr": 1e-2}
+
+    def __init__(self, spec: DataSpec, config: MRFConfig | None = None):
+        config = config or MRFConfig()
+        if spec.kind is Kind.CONTINUOUS:
+            raise NotSupported("mrf models discrete variables (Ising / Potts); discretize continuous "
+                               "data first (genlab.data.tabular.discretize)")
+        super().__init__(spec, config)
+        if config.l2 < 0 or config.sweeps < 1:
+            raise ValueError("mrf: l2 must be >= 0 and sweeps >= 1")
+        D, K = spec.dim, spec.levels
+        self.theta = nn.Parameter(torch.zeros(D, K))
+        self.J_raw = nn.Parameter(torch.zeros(D, D, K, K))
+        cards = torch.tensor(spec.cardinalities or [K] * D)
+        self.register_buffer("valid", torch.arange(K)[None, :] < cards[:, None])  # (D, K)
+
+    def make_preprocess(self, spec: DataSpec) -> Preprocess:
+        return Preprocess()
+
+    def couplings(self) -> Tensor:
+        """Symmetric couplings with an empty diagonal: (D, D, K, K)."""
+        J = 0.5 * (self.J_raw + self.J_raw.permute(1, 0, 3, 2))
+        return J * (1 - torch.eye(self.spec.dim, dtype=J.dtype, device=J.device))[:, :, None, None]
+
+    def _unary(self) -> Tensor:
+        return self.theta.masked_fill(~self.valid, -math.inf)
+
+    def _onehot(self, z: Tensor) -> Tensor:
+        return nn.functional.one_hot(z.reshape(len(z), -1).long(), self.spec.levels).to(self.theta.dtype)
+
+    def conditional_logits(self, z: Tensor) -> Tensor:
+        """log-potentials of every site given the others: (n, *event) -> (n, D, K)."""
+        return self._unary() + torch.einsum("ijkl,njl->nik", self.couplings(), self._onehot(z))
+
+    def neg_energy(self, z: Tensor) -> Tensor:
+        """-E(z) for model-space (integer) z: (n, *event) -> (n,)."""
+        X = self._onehot(z)
+        unary = (X * self.theta).sum((1, 2))
+        pair = 0.5 * torch.einsum("nik,ijkl,njl->n", X, self.couplings(), X)
+        return unary + pair
+
+    def energy(self, x: Tensor) -> Tensor:
+        """E(x) in data space (the identity preprocessing): (n,)."""
+        return -self.neg_energy(self.check_input(x))
+
+    # -- training -------------------------------------------------------------------------------
+    def pl_loss(self, batch: Batch) -> Loss:
+        """Mean negative log pseudo-likelihood per example plus ``l2 |J|^2`` (Besag 1975)."""
+        z = batch.x
+        logp = self.conditional_logits(z).log_softmax(-1)
+        idx = z.reshape(len(z), -1, 1).long()
+        npl = -logp.gather(2, idx).squeeze(2).sum(1).mean()
+        loss = npl + self.config.l2 * self.couplings().square().sum()
+        return Loss(loss, {"neg_pseudo_ll": float(npl.detach())})
+
+    def objectives(self) -> list[Objective]:
+        return [Objective("pl", list(self.parameters()), self.pl_loss)]
+
+    def _sample(self, n: int, *, condition: Tensor | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        J, unary = self.couplings(), self._unary()
+        u = torch.rand(n, self.spec.dim, generator=generator, dtype=J.dtype, device=J.device)
+        x = (u * self.valid.sum(1)).floor().long()  # uniform over each site's valid states
+
+        def site(x: Tensor, i: int) -> Tensor:
+            X = nn.functional.one_hot(x, self.spec.levels).to(J.dtype)
+            return unary[i] + torch.einsum("jkl,njl->nk", J[i], X)
+
+        x = site_gibbs(x, site, self.config.sweeps, generator)
+        return x.to(J.dtype).reshape(n, *self.spec.event_shape)
+
+    # -- normalization --------------------------------------------------------------------------
+    def n_states(self) -> int:
+        return int(torch.prod(self.valid.sum(1).double()))
+
+    @torch.no_grad()
+    def all_states(self) -> Tensor:
+        """Every joint state, (prod of cardinalities, D) int64, in row-major order."""
+        if self.n_states() > self.config.exact_max_states:
+            raise NotSupported(f"mrf: {self.n_states():.3g} joint states exceed exact_max_states="
+                               f"{self.config.exact_max_states}; log Z by enumeration is out of reach")
+        cards = self.valid.sum(1).tolist()
+        grids = torch.meshgrid(*[torch.arange(c, device=self.theta.device) for c in cards], indexing="ij")
+        return torch.stack([g.reshape(-1) for g in grids], 1)
+
+    @torch.no_grad()
+    def log_partition(self) -> float:
+        """Exact ``log Z = logsumexp_x -E(x)`` by enumeration, in float64."""
+        states = self.all_states()
+        return float(torch.logsumexp(torch.cat([self.neg_energy(s).double() for s in states.split(1 << 15)]), 0))
+
+    @torch.no_grad()
+    def log_prob_exact(self, x: Tensor) -> Tensor:
+        """Exact ``log p(x) = -E(x) - log Z`` (small models only): (n,)."""
+        return -self.energy(x).double() - self.log_partition()

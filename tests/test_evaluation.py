@@ -1,0 +1,130 @@
+"""`evaluate`, `genlab eval / compare / report` and the HTML report (rendered in headless Chromium)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import fit_tiny
+from genlab.cli import main
+from genlab.data import Dataset
+from genlab.evaluate import EvalSettings, evaluate
+from genlab.metrics.classifier import CACHE_ENV
+from genlab.protocol import Density, GenerativeModel
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_and_private_cache(monkeypatch, tmp_path_factory):
+    """Metrics are many small tensor operations: one thread avoids contention on a shared machine."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.getbasetemp() / "cache"))
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@dataclass
+class CopierConfig:
+    pass
+
+
+class Copier(GenerativeModel):
+    """A 'model' that returns training examples: what memorization must flag."""
+
+    Config = CopierConfig
+    density = Density.NONE
+    name = "copier"
+
+    def setup(self, x, y=None, x_val=None):
+        self.register_buffer("data", x.clone())
+
+    @torch.no_grad()
+    def sample(self, n, *, condition=None, generator=None):
+        return self.data[torch.randint(len(self.data), (n,), generator=generator)]
+
+
+def _halves(ds: Dataset) -> tuple[Dataset, Dataset]:
+    k = len(ds) * 3 // 4
+    return ds.subset(torch.arange(k)), ds.subset(torch.arange(k, len(ds)))
+
+
+def test_evaluate_says_why_and_flags_a_model_that_copies(moons):
+    train, test = _halves(moons)
+    copier = Copier(train.spec, CopierConfig())
+    copier.setup(train.x)
+    res = evaluate(copier, train, test)
+    mem = res["metrics"]["memorization"]
+    assert mem["flagged"] and mem["exact_copy_share"]["value"] == 1.0
+    assert "density is none" in res["not_computed"]["nll"]
+    assert "labels" in res["not_computed"]["classifier_fid"]
+    assert "latent" in res["not_computed"]["reconstruction_rmse"]
+    gmm, _ = fit_tiny("gmm", train, epochs=5)
+    res = evaluate(gmm, train, test)
+    assert not res["metrics"]["memorization"]["flagged"]
+    for k in ("mmd", "precision", "recall", "density", "coverage"):
+        assert res["metrics"][k]["n"] == len(test) and k in res["floor"]
+    assert res["floor"]["precision"]["value"] > res["metrics"]["precision"]["value"] - 0.3
+    assert res["metrics"]["nll_is"] == "exact" and res["metrics"]["sampling_speed"]["value"] > 0
+    json.dumps(res)  # JSON-able
+
+
+def test_evaluate_on_images_uses_classifier_features_and_fid_refuses_few(digits):
+    train, test = _halves(digits)
+    vae, _ = fit_tiny("vae", train, epochs=1)
+    res = evaluate(vae, train, test)
+    assert res["features"]["kind"] == "classifier"
+    assert "min_examples=2000" in res["not_computed"]["classifier_fid"]
+    res = evaluate(vae, train, test, settings=EvalSettings(fid_min_examples=20))
+    fid, floor = res["metrics"]["classifier_fid"], res["floor"]["classifier_fid"]
+    assert fid["n"] == floor["n"] == len(test) and fid["value"] >= 0 and floor["stderr"] > 0
+    assert res["metrics"]["reconstruction_rmse"]["n"] == len(test)
+    assert res["features"]["classifier"]["cached"]  # the first call trained and cached it
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _not_blank(png) -> bool:
+    from PIL import Image
+
+    a = np.asarray(Image.open(png).convert("L"), dtype=np.float64)
+    return (a < 200).mean() > 0.01 and a.std() > 10
+
+
+def test_compare_report_eval_from_the_command_line(capsys, tmp_path):
+    out = tmp_path / "cmp"
+    code, text, err = _run(capsys, "compare", "--data", "moons", "--n", 400, "--families", "gaussian,vae",
+                           "--budget", 0.01, "--set", "vae.hidden=16", "--set", "vae.latent_dim=2", "--out", out)
+    assert code == 0, err
+    res = json.loads((out / "results.json").read_text())
+    assert [f["family"] for f in res["families"]] == ["gaussian", "vae"]
+    assert all(f["status"] == "ok" for f in res["families"]) and res["budget_minutes"] == 0.01
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 5 and "<table class=\"sortable\"" in html
+    assert "held-out data (floor)" in html and "needs classifier features" in html
+    assert "http://" not in html and "https://" not in html  # self-contained
+    run = out / "runs" / "vae"
+    code, text, err = _run(capsys, "report", run)
+    assert code == 0, err
+    assert (run / "report.html").is_file()
+    code, text, err = _run(capsys, "eval", run)
+    assert code == 0, err
+    assert "not computed: classifier_fid" in text and "precision" in text
+    assert json.loads((run / "eval.json").read_text())["metrics"]["recall"]["n"] == 40
+    code, _, err = _run(capsys, "compare", "--data", "moons", "--families", "gaussian,nosuch", "--out", out)
+    assert code == 2 and "unknown family" in err
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed; the report was not rendered")
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1200,900", (out / "report.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file() and _not_blank(shot)

@@ -1,0 +1,242 @@
+"""Float64 identities of glow / maf / nsf and their layers: inverse round trips, log|det J|
+against torch.autograd's Jacobian, the autoregressive property by back-propagation, RQ splines
+(monotone, identity at init, linear tails), normalised densities on a 2-D grid, and the
+variational dequantizer's density (Kingma & Dhariwal 2018; Papamakarios et al. 2017;
+Durkan et al. 2019; Ho et al. 2019)."""
+import math
+
+import pytest
+import torch
+
+from genlab.data.spec import DataSpec, Kind
+from genlab.models.glow import Glow, GlowConfig
+from genlab.models.maf import MAF, MAFConfig
+from genlab.models.nsf import NSF, NSFConfig
+from genlab.nn.dequant import ConditionalDequantizer
+from genlab.nn.flows import (MADE, ActNorm, AffineCoupling, LULinear, MaskedAffineAutoregressive, Permutation,
+                             data_dependent_init)
+from genlab.nn.splines import SplineAutoregressive, SplineCoupling, rational_quadratic_spline
+from genlab.protocol import Density
+
+F64 = torch.float64
+
+
+def perturb(module, scale=0.2, seed=1):
+    """Move every parameter off its (often identity) initialisation."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return module
+
+
+def randn(*shape, seed=2):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+def check_bijection(fwd, inv, x, atol=1e-9):
+    """``fwd(x, rows) -> (y, log_det)`` for the examples ``rows`` of the batch (their contexts):
+    inverse round trip and log_det == log|det dy/dx| from autograd, example by example."""
+    everything = slice(None)
+    y, log_det = fwd(x, everything)
+    assert y.shape == x.shape and log_det.shape == (len(x),)
+    assert not torch.allclose(y, x)
+    torch.testing.assert_close(inv(y, everything), x, atol=atol, rtol=0)
+    for i in range(len(x)):
+        rows = slice(i, i + 1)
+        jac = torch.autograd.functional.jacobian(lambda v: fwd(v.reshape(1, *x.shape[1:]), rows)[0].flatten(),
+                                                 x[i].flatten())
+        sign, logabs = torch.linalg.slogdet(jac)
+        assert sign != 0
+        torch.testing.assert_close(log_det[i], logabs, atol=atol, rtol=0)
+
+
+def _layers():
+    torch.manual_seed(0)
+    ctx = randn(3, 4, seed=9)
+    return {
+        "actnorm-vec": (ActNorm(5), (5,), None),
+        "actnorm-img": (ActNorm(2), (2, 4, 4), None),
+        "lu-vec": (LULinear(5), (5,), None),
+        "lu-1x1conv-img": (LULinear(3), (3, 4, 4), None),
+        "permutation": (Permutation.random(5), (5,), None),
+        "affine-coupling-vec": (AffineCoupling(5, False, 16, 1, ctx_dim=4), (5,), ctx),
+        "affine-coupling-img": (AffineCoupling(3, True, 8, 1, ctx_dim=4), (3, 4, 4), ctx),
+        "made-affine-2d": (MaskedAffineAutoregressive(2, 16, 2, [0, 1], ctx_dim=4), (2,), ctx),
+        "made-affine-5d": (MaskedAffineAutoregressive(5, 16, 1, [3, 0, 4, 1, 2]), (5,), None),
+        "spline-coupling-vec": (SplineCoupling(4, False, 16, 1, ctx_dim=4, bins=5, bound=2.0), (4,), ctx),
+        "spline-coupling-img": (SplineCoupling(2, True, 8, 1, bins=4, bound=2.0), (2, 4, 4), None),
+        "spline-ar-2d": (SplineAutoregressive(2, 16, 1, [1, 0], ctx_dim=4, bins=6, bound=2.0), (2,), ctx),
+        "spline-ar-4d": (SplineAutoregressive(4, 16, 2, [2, 0, 3, 1], bins=4, bound=2.0), (4,), None),
+    }
+
+
+LAYERS = _layers()
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_layer_inverse_and_log_det(name):
+    layer, shape, ctx = LAYERS[name]
+    layer = perturb(layer.double(), scale=0.3)
+    x = 1.5 * randn(3, *shape)  # some entries fall outside the splines' [-2, 2]: the tails count too
+    check_bijection(lambda v, rows: layer(v, None if ctx is None else ctx[rows]),
+                    lambda v, rows: layer.inverse(v, None if ctx is None else ctx[rows]), x)
+
+
+def test_actnorm_data_dependent_init_standardizes_its_first_batch():
+    x = 3 + 2 * randn(64, 3, 4, 4)
+    norm = ActNorm(3).double()
+    with data_dependent_init(norm):
+        y, _ = norm(x)
+    torch.testing.assert_close(y.mean((0, 2, 3)), torch.zeros(3, dtype=F64), atol=1e-9, rtol=0)
+    torch.testing.assert_close(y.std((0, 2, 3), unbiased=False), torch.ones(3, dtype=F64), atol=1e-5, rtol=0)
+    y2, _ = norm(x + 1)  # later passes do not re-initialise
+    torch.testing.assert_close(y2, y + norm.log_scale.exp()[:, None, None])
+
+
+def test_lu_weight_is_invertible_and_its_log_det_is_the_matrix_one():
+    torch.manual_seed(0)
+    lu = perturb(LULinear(4).double())
+    _, logabs = torch.linalg.slogdet(lu.weight())
+    torch.testing.assert_close(lu(randn(2, 4, 3, 5))[1], (15 * logabs).expand(2))
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3, 4], [3, 0, 4, 1, 2]])
+def test_made_outputs_depend_only_on_earlier_inputs(order):
+    torch.manual_seed(0)
+    made = perturb(MADE(5, 3, 32, 2, order))  # nonzero last layer: every allowed path is live
+    rank = torch.empty(5, dtype=torch.long)
+    rank[torch.tensor(order)] = torch.arange(5)
+    x = randn(4, 5).float().requires_grad_(True)
+    out = made(x)
+    for i in range(5):
+        (grad,) = torch.autograd.grad(out[:, i].sum(), x, retain_graph=True)
+        reached = grad.abs().sum(0) > 0
+        torch.testing.assert_close(reached, rank < rank[i])  # exactly the earlier inputs
+
+
+def test_maf_layer_jacobian_is_triangular_in_its_order():
+    torch.manual_seed(0)
+    layer = perturb(MaskedAffineAutoregressive(4, 16, 2, [2, 0, 3, 1]).double())
+    jac = torch.autograd.functional.jacobian(lambda v: layer(v[None])[0][0], randn(4))
+    perm = torch.tensor([2, 0, 3, 1])
+    torch.testing.assert_close(jac[perm][:, perm], torch.tril(jac[perm][:, perm]))
+
+
+def test_spline_is_monotone_identity_at_init_and_linear_outside_the_bound():
+    x = torch.linspace(-5, 5, 1001, dtype=F64)
+    zeros_w, zeros_d = torch.zeros(1001, 6, dtype=F64), torch.zeros(1001, 5, dtype=F64)
+    y, ld = rational_quadratic_spline(x, zeros_w, zeros_w, zeros_d, bound=3.0)
+    torch.testing.assert_close(y, x, atol=1e-12, rtol=0)
+    torch.testing.assert_close(ld, torch.zeros_like(ld), atol=1e-12, rtol=0)
+    g = torch.Generator().manual_seed(0)
+    w, h, d = (3 * torch.randn(k, generator=g, dtype=F64) for k in (6, 6, 5))
+    y, ld = rational_quadratic_spline(x, w.expand(1001, 6), h.expand(1001, 6), d.expand(1001, 5), bound=3.0)
+    assert (y.diff() > 0).all()  # strictly increasing
+    outside = x.abs() >= 3
+    torch.testing.assert_close(y[outside], x[outside])  # identity tails
+    assert float((y - x).abs().max()) > 0.1  # not the identity inside
+    xr = x.clone().requires_grad_(True)
+    yr, _ = rational_quadratic_spline(xr, w.expand(1001, 6), h.expand(1001, 6), d.expand(1001, 5), bound=3.0)
+    (dy,) = torch.autograd.grad(yr.sum(), xr)
+    torch.testing.assert_close(ld, dy.log(), atol=1e-10, rtol=0)  # log-derivative against autograd
+    back, ld_inv = rational_quadratic_spline(y, w.expand(1001, 6), h.expand(1001, 6), d.expand(1001, 5),
+                                             inverse=True, bound=3.0)
+    torch.testing.assert_close(back, x, atol=1e-10, rtol=0)
+    torch.testing.assert_close(ld_inv, -ld, atol=1e-10, rtol=0)
+
+
+def _flow(kind, spec, **cfg):
+    torch.manual_seed(0)
+    cls, config = {"glow": (Glow, GlowConfig), "maf": (MAF, MAFConfig), "nsf": (NSF, NSFConfig)}[kind]
+    model = cls(spec, config(**cfg)).double()
+    return perturb(model, scale=0.1)
+
+
+FLOWS = {
+    "glow-2d": ("glow", DataSpec((2,)), {"steps": 3, "hidden": 16, "depth": 1}),
+    "glow-2d-reverse": ("glow", DataSpec((2,)), {"steps": 3, "hidden": 16, "depth": 1, "mixing": "reverse"}),
+    "glow-img-multiscale": ("glow", DataSpec((1, 4, 4), Kind.DISCRETE, levels=5, num_classes=3),
+                            {"levels": 2, "steps": 2, "hidden": 16, "depth": 1}),
+    "glow-img-odd-sides": ("glow", DataSpec((1, 3, 3)), {"steps": 2, "hidden": 16, "depth": 1}),
+    "maf-2d": ("maf", DataSpec((2,)), {"n_layers": 3, "hidden": 16}),
+    "maf-img": ("maf", DataSpec((1, 4, 4), num_classes=3), {"n_layers": 2, "hidden": 32, "depth": 1}),
+    "nsf-2d": ("nsf", DataSpec((2,)), {"n_layers": 3, "hidden": 16, "bins": 5}),
+    "nsf-img": ("nsf", DataSpec((1, 4, 4), num_classes=3), {"n_layers": 2, "hidden": 16, "bins": 4}),
+    "nsf-ar-2d": ("nsf", DataSpec((2,)), {"transform": "autoregressive", "n_layers": 2, "hidden": 16, "bins": 5}),
+}
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_flow_inverse_and_log_det(name):
+    kind, spec, cfg = FLOWS[name]
+    model = _flow(kind, spec, **cfg)
+    z = randn(3, *spec.event_shape, seed=3)
+    cond = torch.tensor([0, 2, 3]) if model.n_classes else None  # 3 = "no label"
+    check_bijection(lambda v, rows: model.forward_and_log_det(v, None if cond is None else cond[rows]),
+                    lambda v, rows: model.inverse(v, None if cond is None else cond[rows]), z)
+
+
+@pytest.mark.parametrize("name", ["glow-2d", "glow-2d-reverse", "maf-2d", "nsf-2d", "nsf-ar-2d"])
+def test_density_integrates_to_one_on_a_grid(name):
+    kind, spec, cfg = FLOWS[name]
+    model = _flow(kind, spec, **cfg)
+    model.setup(torch.tensor([[0.3, -0.2], [1.0, 0.8], [-0.6, 0.1], [0.2, -1.0]], dtype=F64))
+    axis = torch.linspace(-6, 6, 241, dtype=F64)
+    grid = torch.cartesian_prod(axis, axis)
+    with torch.no_grad():
+        p = model.log_prob(grid).exp().reshape(241, 241)
+    mass = torch.trapezoid(torch.trapezoid(p, axis, dim=1), axis)
+    assert abs(float(mass) - 1.0) < 1e-2
+
+
+def test_labels_change_the_density_and_none_is_the_unlabelled_row():
+    kind, spec, cfg = FLOWS["glow-img-multiscale"]
+    model = _flow(kind, spec, **cfg)
+    x = torch.randint(0, 5, (4, 1, 4, 4)).double()
+    a = model.log_prob(x, condition=torch.zeros(4, dtype=torch.long))
+    b = model.log_prob(x, condition=torch.full((4,), 2))
+    assert not torch.allclose(a, b)
+    torch.testing.assert_close(model.log_prob(x), model.log_prob(x, condition=None))
+    with pytest.raises(ValueError, match="condition labels"):
+        model.log_prob(x, condition=torch.tensor([0, 1, 2, 3]))
+    codes = model.encode(x, condition=torch.tensor([0, 1, 2, 0]))
+    back = model.decode(codes, condition=torch.tensor([0, 1, 2, 0]))
+    torch.testing.assert_close(back, x)  # dequantize -> flow -> inverse -> floor
+
+
+def test_variational_dequantizer_log_q_is_its_change_of_variables():
+    spec = DataSpec((2, 2, 2), Kind.DISCRETE, levels=4)
+    torch.manual_seed(0)
+    q = perturb(ConditionalDequantizer(spec, layers=3, hidden=8).double(), scale=0.05)
+    x = torch.randint(0, 4, (2, 2, 2, 2)).double()
+    gen = torch.Generator().manual_seed(5)
+    u, log_q = q(x, torch.Generator().manual_seed(5))
+    eps = torch.randn(x.shape, generator=gen, dtype=F64)
+    assert ((u > 0) & (u < 1)).all()
+    for i in range(len(x)):
+        def g(e, i=i):  # eps -> u for example i, with the same noise path as q
+            v = e.reshape(1, *x.shape[1:])
+            xs = 2 * x[i:i + 1] / 3 - 1
+            for mask, net in zip(q.masks, q.nets):
+                raw_s, t = net(torch.cat([v * mask, xs], 1)).chunk(2, 1)
+                s = 2.0 * torch.tanh(raw_s / 2.0) * (1 - mask)
+                v = v * s.exp() + t * (1 - mask)
+            return torch.sigmoid(v).flatten()
+        torch.testing.assert_close(g(eps[i].flatten()), u[i].flatten())
+        _, logabs = torch.linalg.slogdet(torch.autograd.functional.jacobian(g, eps[i].flatten()))
+        log_n = torch.distributions.Normal(0.0, 1.0).log_prob(eps[i]).sum()
+        torch.testing.assert_close(log_q[i], log_n - logabs, atol=1e-9, rtol=0)
+
+
+def test_variational_dequantization_is_a_bound_on_a_normalised_discrete_model():
+    spec = DataSpec((2,), Kind.DISCRETE, levels=3)
+    torch.manual_seed(0)
+    model = Glow(spec, GlowConfig(steps=2, hidden=8, depth=1, dequantization="variational", dequant_layers=2))
+    model = perturb(model.double(), scale=0.3)
+    model.setup(torch.tensor([[0, 1], [2, 2], [1, 0], [2, 1]], dtype=F64))
+    assert model.density is Density.BOUND and Glow.density is Density.EXACT
+    xs = torch.cartesian_prod(torch.arange(3.0), torch.arange(3.0)).double()
+    bound = torch.stack([model.log_prob(xs, generator=torch.Generator().manual_seed(s)) for s in range(200)]).mean(0)
+    # Jensen: exp(E_q[...]) <= P(x) for each x, and the P(x) of the discrete model sum to 1
+    assert 0.2 < float(bound.exp().sum()) <= 1.0
