@@ -14,7 +14,8 @@ import torch
 
 from .common import data_splits, fit_and_score, print_table, write_results
 
-CONFIGS = {"gaussian": {}, "gmm": {"n_components": 5}, "kde": {}, "realnvp": {}, "vae": {}}
+CONFIGS = {"gaussian": {}, "gmm": {"n_components": 5}, "kde": {}, "realnvp": {}, "vae": {},
+           "glow": {"steps": 4}, "maf": {}, "nsf": {}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     splits = data_splits("digits", seed=args.seed)
     rows = []
     for fam in args.families.split(","):
-        neural = fam in ("realnvp", "vae")
+        neural = fam in ("realnvp", "vae", "glow", "maf", "nsf")
         r = fit_and_score(fam, splits, CONFIGS.get(fam, {}), seed=args.seed,
                           **({"epochs": 1000, "max_minutes": args.minutes, "patience": 50, "lr_schedule": "cosine"}
                              if neural else {}))

@@ -75,7 +75,7 @@ def run(toy: str, name: str, seed: int, steps: int, batch: int) -> dict:
     model = build_model("gan", DataSpec((2,)), cfg, seed)
     per_epoch = math.ceil(N_TRAIN / batch)
     tc = TrainConfig(epochs=math.ceil(steps / per_epoch), batch_size=batch, seed=seed, progress=False,
-                     device="cpu", patience=None)
+                     device="cpu", patience=None, lr_schedule="cosine")
     trainer = Trainer(model, tc)
     t0 = time.perf_counter()
     stop = _StopAt(steps)

@@ -208,15 +208,16 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         if f.type in ("bool", bool):
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
         else:
-            g.add_argument(flag, dest=f.name, type=float if f.type in ("float", float) else int, default=f.default,
+            g.add_argument(flag, dest=flag[2:].replace("-", "_"), type=float if f.type in ("float", float) else int,
+                           default=f.default,
                            help=f"{f.metadata['help']} (default: {f.default})")
 
 
 def _eval_settings(args, seed: int = 0):
     from .evaluate import EvalSettings
 
-    return EvalSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EvalSettings)
-                           if f.name != "seed"}, seed=seed)
+    return EvalSettings(**{f.name: getattr(args, "eval_n" if f.name == "n" else f.name)
+                           for f in dataclasses.fields(EvalSettings) if f.name != "seed"}, seed=seed)
 
 
 def _add_eval_parsers(sub) -> None:

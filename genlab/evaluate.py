@@ -220,7 +220,7 @@ def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings:
 
     if isinstance(model, Latent):
         def recon() -> None:
-            x = held.x[:min(len(held), 500)]
+            x = held.x[:min(len(held), 200)]  # encode + decode can be slow (ODE, DDIM inversion)
             xr = model.decode(model.encode(x)).cpu().reshape(x.shape)
             err = (xr.double() - x.double()).reshape(len(x), -1).square().mean(1)
             rec.metrics["reconstruction_rmse"] = {"value": float(err.mean().sqrt()), "stderr": float(

@@ -25,6 +25,15 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks run fastest on one thread (and do not fight other jobs for the cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits", n=96)
@@ -199,14 +208,14 @@ def test_cyclegan_shapes_and_cycle_reconstruction_on_a_tiny_batch(digits):
     assert model.g_ab(a).shape == model.d_a(a).shape[:1] + (1, 8, 8)
     assert model.d_b(a).shape == (16, 1, 2, 2)
     first = cycle_error()
-    opts = {o.name: (o, torch.optim.Adam(o.parameters, lr=2e-3, betas=(0.5, 0.999))) for o in model.objectives()}
+    opts = {o.name: (o, torch.optim.Adam(o.parameters, lr=3e-3, betas=(0.5, 0.999))) for o in model.objectives()}
     assert set(opts) == {"critic_a", "critic_b", "generators"}
-    for step in range(60):
+    for step in range(20):
         for obj, opt in opts.values():
             opt.zero_grad()
             obj.loss(Batch(digits.x[:16], None, gen(step))).value.backward()
             opt.step()
-    assert cycle_error() < 0.5 * first
+    assert cycle_error() < 0.4 * first  # 0.82 -> 0.19 on [-1, 1] pixels
     for direction in ("a2b", "b2a"):
         out = model.translate(digits.x[:3], direction)
         assert out.shape == (3, 1, 8, 8) and (out == out.round()).all()

@@ -15,6 +15,15 @@ from genlab.metrics.memorization import memorization
 from genlab.metrics.samples import density_coverage, mmd, precision_recall
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Many small tensor operations: one thread avoids contention on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _spd(d: int, seed: int) -> torch.Tensor:
     a = torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return a @ a.T / d + 0.5 * torch.eye(d, dtype=torch.float64)

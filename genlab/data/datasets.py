@@ -266,6 +266,7 @@ _REAL: dict[str, Callable[[int | None], Dataset]] = {
     "iris": lambda n: _load_tabular("iris", n),
     "wine": lambda n: _load_tabular("wine", n),
     "breast_cancer": lambda n: _load_tabular("breast_cancer", n),
+    "asia": lambda n: __import__("genlab.data.tabular", fromlist=["_"]).network_dataset("bif:asia", n),  # 8 categorical
     "fortunes": lambda n: __import__("genlab.data.text", fromlist=["load_fortunes"]).load_fortunes(n),
 }
 

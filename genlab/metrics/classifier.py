@@ -80,9 +80,9 @@ def _fit_scaling(clf: FeatureClassifier, x: Tensor) -> None:
         clf.scale.copy_(x.std(0).clamp_min(1e-6))
 
 
-def data_hash(x: Tensor, y: Tensor, spec: DataSpec) -> str:
-    """SHA-256 of the examples, labels, spec and architecture: the classifier's cache key."""
-    h = hashlib.sha256(ARCH.encode())
+def data_hash(x: Tensor, y: Tensor, spec: DataSpec, settings: str = "") -> str:
+    """SHA-256 of the examples, labels, spec, architecture and training settings: the cache key."""
+    h = hashlib.sha256((ARCH + settings).encode())
     h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
     h.update(x.detach().cpu().float().contiguous().numpy().tobytes())
     h.update(y.detach().cpu().long().contiguous().numpy().tobytes())
@@ -101,7 +101,7 @@ def accuracy(clf: FeatureClassifier, x: Tensor, y: Tensor, batch_size: int = 102
 def train_classifier(x: Tensor, y: Tensor, spec: DataSpec, *, seed: int = 0, steps: int = 1500,
                      batch_size: int = 128, lr: float = 1e-3) -> FeatureClassifier:
     """Train a `FeatureClassifier` with Adam and cross-entropy for about ``steps`` steps (whole
-    epochs, 2..30), seeded by ``seed``; the global RNG is left untouched."""
+    epochs, 2..20), seeded by ``seed``; the global RNG is left untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         clf = FeatureClassifier(spec)
@@ -109,7 +109,7 @@ def train_classifier(x: Tensor, y: Tensor, spec: DataSpec, *, seed: int = 0, ste
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     per_epoch = max(1, math.ceil(len(x) / batch_size))
-    epochs = min(30, max(2, math.ceil(steps / per_epoch)))
+    epochs = min(20, max(2, math.ceil(steps / per_epoch)))
     clf.train()
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=g)
@@ -124,13 +124,14 @@ def train_classifier(x: Tensor, y: Tensor, spec: DataSpec, *, seed: int = 0, ste
 
 def get_classifier(x: Tensor, y: Tensor | None, spec: DataSpec, *, name: str = "data",
                    x_val: Tensor | None = None, y_val: Tensor | None = None, seed: int = 0,
-                   cache: bool = True, verbose: bool = False) -> tuple[FeatureClassifier, dict]:
+                   steps: int = 1500, cache: bool = True, verbose: bool = False) -> tuple[FeatureClassifier, dict]:
     """The data set's feature classifier: loaded from the cache, or trained and cached.
 
     Args:
         x: (n, *event_shape) training examples in data space; y: (n,) their labels.
         spec: the data's spec; name: the data set's name (part of the file name).
         x_val, y_val: held-out examples for the accuracy recorded with the classifier.
+        steps: about this many training steps (see `train_classifier`).
         cache: read and write the cache directory (`cache_dir`).
     Returns:
         (classifier in eval mode, info dict: path, accuracy, epochs, hash, seconds to train).
@@ -140,7 +141,7 @@ def get_classifier(x: Tensor, y: Tensor | None, spec: DataSpec, *, name: str = "
                            "features classifier-FID uses; sample metrics fall back to raw examples")
     x = x.detach().cpu().float()
     y = y.detach().cpu().long()
-    key = data_hash(x, y, spec)
+    key = data_hash(x, y, spec, f"seed={seed},steps={steps}")
     stem = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(name).name or 'data')}-{key[:16]}"
     folder = cache_dir() / "classifiers"
     path_t, path_j = folder / f"{stem}.safetensors", folder / f"{stem}.json"
@@ -153,8 +154,8 @@ def get_classifier(x: Tensor, y: Tensor | None, spec: DataSpec, *, name: str = "
     if verbose:
         print(f"training the feature classifier for {name} ({len(x)} examples); it is cached in {folder}")
     t0 = time.perf_counter()
-    clf = train_classifier(x, y, spec, seed=seed)
-    info = {"arch": ARCH, "hash": key, "data": name, "n_train": len(x), "seed": seed,
+    clf = train_classifier(x, y, spec, seed=seed, steps=steps)
+    info = {"arch": ARCH, "hash": key, "data": name, "n_train": len(x), "seed": seed, "steps": steps,
             "features": FEATURES, "train_accuracy": accuracy(clf, x, y),
             "val_accuracy": accuracy(clf, x_val.float(), y_val.long()) if x_val is not None and y_val is not None
             else None, "n_val": None if x_val is None else len(x_val), "seconds": time.perf_counter() - t0}

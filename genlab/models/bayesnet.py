@@ -45,7 +45,9 @@ class BayesNetConfig:
 
 @register("bayesnet")
 class BayesNet(GenerativeModel):
-    """Buffers: ``parent_table`` (D, P) int64 parent indices padded with -1, and ``cpt_flat``
+    """Discrete Bayesian network: exact inference, Chow-Liu / hill-climbing structure, BIF.
+
+    Buffers: ``parent_table`` (D, P) int64 parent indices padded with -1, and ``cpt_flat``
     (sum_i q_i r_i,) float64: each CPT of shape (*cards of parents, r_i) flattened, in order."""
 
     Config = BayesNetConfig
@@ -76,8 +78,6 @@ class BayesNet(GenerativeModel):
                 raise ValueError(f"bayesnet: the network {config.network!r} has {len(self.file.cards)} variables "
                                  f"with cardinalities {self.file.cards}, but the data have {self.cards}")
             self.names, self.states = list(self.file.names), [list(s) for s in self.file.states]
-        elif config.structure == "network":
-            raise ValueError("bayesnet: structure='network' needs network='bif:NAME' or a BIF path")
         self.register_buffer("parent_table", torch.full((D, 1), -1, dtype=torch.int64))
         self.register_buffer("cpt_flat", torch.cat([torch.full((c,), 1.0 / c, dtype=torch.float64) for c in self.cards]))
 
@@ -89,7 +89,7 @@ class BayesNet(GenerativeModel):
         spec = DataSpec((len(net.names),), Kind.CATEGORICAL, levels=max(net.cards),
                         feature_names=tuple(net.names), cardinalities=tuple(net.cards))
         model = cls(spec, BayesNetConfig(**{"structure": "network", "network": source, **config}))
-        model.names, model.states = list(net.names), [list(s) for s in net.states]
+        model.names, model.states, model.file = list(net.names), [list(s) for s in net.states], net
         model.set_network(net.parents, net.cpts)
         return model
 
@@ -144,6 +144,8 @@ class BayesNet(GenerativeModel):
         """Parent lists from complete data ``codes: (n, D)`` with the configured method."""
         c = self.config
         if c.structure == "network":
+            if self.file is None:
+                raise ValueError("bayesnet: structure='network' needs network='bif:NAME' or a BIF path")
             return [list(p) for p in self.file.parents]
         if c.structure == "empty":
             return [[] for _ in self.cards]

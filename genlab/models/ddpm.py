@@ -21,7 +21,7 @@ from ..nn.unet import TimeMLP, UNet
 from ..objectives.diffusion import simple_loss, variational_bound
 from ..protocol import Batch, Conditional, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
 from ..registry import register
-from ..samplers.diffusion import DDIMSampler, NoiseSchedule, make_sampler
+from ..samplers.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, make_sampler
 
 
 @dataclass
@@ -86,9 +86,9 @@ class DDPM(GenerativeModel, Latent, Conditional):
                 raise ValueError(f"ddpm.{name} must lie in 1..timesteps ({T}), got {v}")
         self.schedule = NoiseSchedule.make(c.schedule, c.timesteps)
         self.clip = (-1.0, 1.0) if spec.is_discrete else None  # discrete data live on [-1, 1]
-        self.sampler = make_sampler(c.sampler, self.schedule, eta=c.eta, variance=c.variance, clip=self.clip)
         if c.variance not in ("beta", "posterior"):
             raise ValueError(f"ddpm.variance must be 'beta' or 'posterior', got {c.variance!r}")
+        self.sampler  # noqa: B018  (an unknown sampler name fails here, not at the first sample)
         self.num_classes = spec.num_classes
         if spec.is_image:
             self.net = UNet(spec.event_shape[0], spec.event_shape[1:], c.channels, c.unet_levels, self.num_classes)
@@ -165,6 +165,12 @@ class DDPM(GenerativeModel, Latent, Conditional):
             return float(-(self.bound(z, y if self.num_classes else None, g, k) + logdet).mean())
 
     # -- sampling -------------------------------------------------------------------------------
+    @property
+    def sampler(self) -> DDPMSampler | DDIMSampler:
+        """The sampler the config names (rebuilt from the config, so a changed setting applies)."""
+        c = self.config
+        return make_sampler(c.sampler, self.schedule, eta=c.eta, variance=c.variance, clip=self.clip)
+
     def _sample(self, n: int, *, condition: Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
         p = self.out_weight()

@@ -14,9 +14,12 @@ training step (Du & Mordatch 2019, Alg. 1):
 **The reported loss.** Every random draw (slots, fresh starts, Langevin noise) comes from the
 batch's generator, so on a fixed batch with a fixed seed the chains restart from the same slots;
 those slots hold the previous call's end states (the buffer is updated), so the negatives are the
-same persistent chains run further, not a fixed set. The loss then falls while the model's
-energy gap between data and negatives grows faster than ``langevin_steps`` of sampling close it,
-which is what a short-run CD step does; it is not a likelihood (no early stopping on it).
+same persistent chains run further, not a fixed set. The loss falls when the energy gap between
+data and negatives grows faster than ``langevin_steps`` of sampling close it. Two choices keep
+that true from the first step (and keep training stable): ``E`` starts at exactly 0 (zero last
+layer), so the first chains are pure diffusion rather than a random network's descent, and the
+chains are clamped to the data's box (per-entry range in model space, widened by ``margin``),
+as Du & Mordatch clamp images to [0, 1]. It is not a likelihood (no early stopping on it).
 
 Density is UNNORMALIZED: `energy` (data space) works, `log_prob` raises `NotSupported`.
 `sample` runs ``sample_steps`` of Langevin from fresh noise (``sample_init="noise"``), or from

@@ -35,7 +35,9 @@ class MRFConfig:
 
 @register("mrf")
 class MRF(GenerativeModel, Energy):
-    """Parameters ``theta`` (D, K) and ``J_raw`` (D, D, K, K); the couplings used are
+    """Pairwise Ising / Potts Markov random field: pseudo-likelihood, Gibbs sampling.
+
+    Parameters ``theta`` (D, K) and ``J_raw`` (D, D, K, K); the couplings used are
     ``J = sym(J_raw)`` with ``J_ij[k, l] = J_ji[l, k]`` and ``J_ii = 0``. Impossible states of a
     column with fewer than K values (``spec.cardinalities``) get potential ``-inf``."""
 
@@ -76,13 +78,17 @@ class MRF(GenerativeModel, Energy):
 
     def conditional_logits(self, z: Tensor) -> Tensor:
         """log-potentials of every site given the others: (n, *event) -> (n, D, K)."""
-        return self._unary() + torch.einsum("ijkl,njl->nik", self.couplings(), self._onehot(z))
+        D, K = self.theta.shape
+        J = self.couplings().permute(1, 3, 0, 2).reshape(D * K, D * K)  # [(j, l), (i, k)]
+        return self._unary() + (self._onehot(z).reshape(len(z), D * K) @ J).reshape(len(z), D, K)
 
     def neg_energy(self, z: Tensor) -> Tensor:
         """-E(z) for model-space (integer) z: (n, *event) -> (n,)."""
         X = self._onehot(z)
         unary = (X * self.theta).sum((1, 2))
-        pair = 0.5 * torch.einsum("nik,ijkl,njl->n", X, self.couplings(), X)
+        D, K = self.theta.shape
+        flat = X.reshape(len(X), D * K)
+        pair = 0.5 * ((flat @ self.couplings().permute(0, 2, 1, 3).reshape(D * K, D * K)) * flat).sum(1)
         return unary + pair
 
     def energy(self, x: Tensor) -> Tensor:
@@ -108,9 +114,12 @@ class MRF(GenerativeModel, Energy):
         u = torch.rand(n, self.spec.dim, generator=generator, dtype=J.dtype, device=J.device)
         x = (u * self.valid.sum(1)).floor().long()  # uniform over each site's valid states
 
+        D, K = self.theta.shape
+        rows = J.permute(0, 1, 3, 2).reshape(D, D * K, K)  # rows[i][(j, l), k] = J_ij[k, l]
+
         def site(x: Tensor, i: int) -> Tensor:
-            X = nn.functional.one_hot(x, self.spec.levels).to(J.dtype)
-            return unary[i] + torch.einsum("jkl,njl->nk", J[i], X)
+            X = nn.functional.one_hot(x, K).to(J.dtype).reshape(len(x), D * K)
+            return unary[i] + X @ rows[i]
 
         x = site_gibbs(x, site, self.config.sweeps, generator)
         return x.to(J.dtype).reshape(n, *self.spec.event_shape)

@@ -49,7 +49,9 @@ class RBMConfig:
 
 @register("rbm")
 class RBM(GenerativeModel, Energy):
-    """Parameters ``W`` (D, H), ``b`` (D,), ``c`` (H,); buffers ``chains`` (fantasy particles,
+    """Restricted Boltzmann machine (Bernoulli or Gaussian visible), CD-k / PCD, AIS log Z.
+
+    Parameters ``W`` (D, H), ``b`` (D,), ``c`` (H,); buffers ``chains`` (fantasy particles,
     model space) and ``base`` (the AIS base model's visible biases / means)."""
 
     Config = RBMConfig
@@ -134,7 +136,7 @@ class RBM(GenerativeModel, Energy):
         loss = pos_f - self.free_energy(neg).mean()
         with torch.no_grad():  # one-step reconstruction error: a cheap progress figure
             recon = (self.sample_v(self.sample_h(z, batch.generator)) - z).square().mean()
-        return Loss(loss, {"free_energy": float(pos_f), "recon": float(recon)})
+        return Loss(loss, {"free_energy": float(pos_f.detach()), "recon": float(recon)})
 
     def objectives(self) -> list[Objective]:
         return [Objective("cd", list(self.parameters()), self.cd_loss)]

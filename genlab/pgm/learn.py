@@ -198,8 +198,8 @@ def em(x: np.ndarray, parents, cards, cpts: list[np.ndarray], iters: int = 50, t
             miss = [i for i in range(len(r)) if r[i] < 0]
             ev = {i: int(r[i]) for i in range(len(r)) if r[i] >= 0}
             if not miss:
-                joint, filled = np.ones(()), r[None].copy()
-                pz = np.exp(sum(np.log(cpts[i][tuple(r[p] for p in parents[i]) + (r[i],)]) for i in range(len(r))))
+                pz = float(np.prod([cpts[i][tuple(r[p] for p in parents[i]) + (r[i],)] for i in range(len(r))]))
+                joint, filled = np.asarray(pz), r[None].copy()
             else:
                 size = int(np.prod([cards[i] for i in miss]))
                 if size > max_configs:

@@ -96,7 +96,9 @@ class NoiseSchedule:
         return mean, self.at("post_var", t, x_t)
 
     def timesteps(self, steps: int | None) -> Tensor:
-        """``steps`` evenly spaced timesteps in 1..T, increasing, always ending at T: (steps,) int64."""
+        """``steps`` evenly spaced timesteps in 1..T, increasing, always ending at T: (steps,) int64.
+        "Trailing" spacing (T, T - T/steps, ..., T/steps; Lin et al. 2024, Table 2): the chain starts
+        from pure noise at T; the last step jumps from T/steps to x_0."""
         steps = self.T if steps is None else int(steps)
         if not 1 <= steps <= self.T:
             raise ValueError(f"sample steps must lie in 1..{self.T} (the number of diffusion steps), got {steps}")
