@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     print_table(rows, ["family", "test_nll", "test_nll_se", "test_neg_elbo", "test_neg_iwae5", "train_seconds",
                        "eval_seconds", "steps", "epochs", "stop_reason"])
     write_results("binarized_vae", rows, "python -m bench.binarized_vae " +
-                  " ".join(argv if argv is not None else sys.argv[1:]))
+                  " ".join(argv if argv is not None else sys.argv[1:]), key=("family", "command"))
 
 
 if __name__ == "__main__":

@@ -123,12 +123,14 @@ def main(argv: list[str] | None = None) -> None:
             summary.append({"toy": toy, "config": name, "seeds": len(rs),
                             "modes (per seed)": "/".join(str(r["modes"]) for r in rs) + f" of {rs[0]['of']}",
                             "hq % (per seed)": "/".join(f"{100 * r['hq_share']:.1f}" for r in rs),
-                            "min modes": min(r["modes"] for r in rs), "min hq %": 100 * min(r["hq_share"] for r in rs),
+                            "min modes": min(r["modes"] for r in rs),
+                            "min hq %": 100 * min(r["hq_share"] for r in rs),
                             "s/run": sum(r["train_seconds"] for r in rs) / len(rs)})
     print()
-    print_table(summary, ["toy", "config", "seeds", "modes (per seed)", "hq % (per seed)", "min modes", "min hq %", "s/run"])
-    write_results("gan_modes", rows, "python -m bench.gan_modes " + " ".join(argv if argv is not None else sys.argv[1:]),
-                  key=("toy", "config", "seed", "steps"))
+    print_table(summary, ["toy", "config", "seeds", "modes (per seed)", "hq % (per seed)", "min modes",
+                          "min hq %", "s/run"])
+    command = "python -m bench.gan_modes " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_results("gan_modes", rows, command, key=("toy", "config", "seed", "steps"))
 
 
 if __name__ == "__main__":

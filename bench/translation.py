@@ -49,8 +49,8 @@ def train(model, x, x_val, minutes: float, seed: int, batch: int) -> tuple[Train
 def pix2pix(minutes: float, seed: int) -> dict:
     ds = load_dataset("fashion-mnist", n=6256)
     train_x, val_x, test_x = ds.x[:5000], ds.x[5000:5256], ds.x[5256:]
-    model = build_model("pix2pix", ds.spec, {"pairing": "edges", "base": 32}, seed)
-    tr, seconds = train(model, train_x, val_x, minutes, seed, 64)
+    model = build_model("pix2pix", ds.spec, {"pairing": "edges", "base": 16}, seed)
+    tr, seconds = train(model, train_x, val_x, minutes, seed, 32)
     l1 = model.l1(test_x)
     top = ds.spec.levels - 1
     mean_img = train_x.mean(0, keepdim=True).round()
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print_table(rows, ["part", "steps", "train_seconds", "test_l1", "l1_mean_image", "l1_edge_map",
                        "cycle_l1_a", "cycle_l1_b"])
-    write_results("translation", rows, "python -m bench.translation " + " ".join(argv if argv is not None else sys.argv[1:]),
-                  key=("part",))
+    command = "python -m bench.translation " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_results("translation", rows, command, key=("part",))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from genlab.samplers.langevin import Langevin
 from conftest import fit_tiny
 
 
-
 @pytest.fixture(autouse=True)
 def one_thread():
     """These tensors are tiny: a second thread only adds synchronisation (costly on a busy machine)."""
@@ -41,7 +40,10 @@ def _stretched_block(dim: int, coeff: float = 0.9, seed: int = 0) -> InvertibleR
 
 
 def _flow(dim_shape: tuple[int, ...], **cfg) -> genlab.GenerativeModel:
+    """A float64 flow with stretched weights and a non-trivial elementwise affine (seeded, like
+    `_stretched_block`, so the test's later draws are reproducible too)."""
     model = build_model("iresnet", DataSpec(dim_shape), {"n_blocks": 3, "hidden": 16, **cfg}, 0).double()
+    torch.manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("weight"):
@@ -170,7 +172,7 @@ def test_trained_ebm_gives_data_lower_energy_than_far_away_points(moons):
 
 
 def test_ebm_buffer_is_saved_and_sampling_from_it_is_reproducible(moons, tmp_path):
-    model, _ = fit_tiny("ebm", moons, epochs=1, )
+    model, _ = fit_tiny("ebm", moons, epochs=1)
     model.config.sample_init = "buffer"
     genlab.save(model, tmp_path)
     back = genlab.load(tmp_path)

@@ -97,19 +97,27 @@ class BayesNet(GenerativeModel):
         return Preprocess()  # the CPTs score the discrete values themselves
 
     # -- the network as numpy ---------------------------------------------------------------
+    def _numpy(self) -> tuple[list[list[int]], list[np.ndarray]]:
+        """Parent lists and CPT views, cached until a buffer is replaced or changed in place."""
+        key = tuple((id(t), t._version) for t in (self.parent_table, self.cpt_flat))
+        if getattr(self, "_cache", (None,))[0] != key:
+            parents = [[int(p) for p in row if p >= 0] for row in self.parent_table.tolist()]
+            flat, cpts, at = self.cpt_flat.detach().cpu().numpy().copy(), [], 0
+            for i, ps in enumerate(parents):
+                shape = tuple(self.cards[p] for p in ps) + (self.cards[i],)
+                size = int(np.prod(shape))
+                cpts.append(flat[at:at + size].reshape(shape))
+                at += size
+            self._cache = (key, parents, cpts)
+        return self._cache[1], self._cache[2]
+
     @property
     def parents(self) -> list[list[int]]:
-        return [[int(p) for p in row if p >= 0] for row in self.parent_table.tolist()]
+        return [list(p) for p in self._numpy()[0]]
 
     @property
     def cpts(self) -> list[np.ndarray]:
-        flat, out, at = self.cpt_flat.detach().cpu().numpy(), [], 0
-        for i, ps in enumerate(self.parents):
-            shape = tuple(self.cards[p] for p in ps) + (self.cards[i],)
-            size = int(np.prod(shape))
-            out.append(flat[at:at + size].reshape(shape))
-            at += size
-        return out
+        return list(self._numpy()[1])
 
     def set_network(self, parents: Sequence[Sequence[int]], cpts: Sequence[np.ndarray]) -> None:
         """Store a graph and its CPTs (shapes are checked, the graph must be acyclic)."""

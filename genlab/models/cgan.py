@@ -122,7 +122,8 @@ class CGAN(GANBase, Conditional):
 
     def _labels(self, batch: Batch) -> Tensor:
         if batch.y is None:  # unlabelled: the "unknown" label K
-            return torch.full((len(batch.x),), self.spec.num_classes, dtype=torch.long, device=batch.x.device)
+            return torch.full((len(batch.x),), self.spec.num_classes, dtype=torch.long,
+                              device=batch.x.device)
         return batch.y.long()
 
     def _generate(self, code: Tensor, y: Tensor | None = None) -> Tensor:

@@ -47,7 +47,8 @@ class CycleGANConfig(AdversarialConfig):
     domain_b: str = field(default="fashion-mnist", metadata={
         "help": "data set of domain B (loaded by name in setup, resized to domain A's shape and levels)"})
     n_b: int = field(default=2000, metadata={"help": "at most this many domain-B images are loaded and stored"})
-    cycle_weight: float = field(default=10.0, metadata={"help": "lambda_cyc of the cycle-consistency term (paper: 10)"})
+    cycle_weight: float = field(default=10.0, metadata={
+        "help": "lambda_cyc of the cycle-consistency term (paper: 10)"})
     identity_weight: float = field(default=0.5, metadata={
         "help": "identity term weight, as a fraction of cycle_weight (paper: 0.5)"})
     base: int = field(default=32, metadata={"help": "channels of the U-Nets and critics at full resolution"})

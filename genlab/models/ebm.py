@@ -65,7 +65,7 @@ class EBMConfig:
 
 @register("ebm")
 class EBM(GenerativeModel, Energy):
-    """Energy-based model ``p(x) ∝ exp(-E(x))``; sampling by Langevin dynamics (see module doc)."""
+    """Energy-based model ``p(x) ∝ exp(-E(x))`` trained by contrastive divergence; Langevin sampling."""
 
     Config = EBMConfig
     density = Density.UNNORMALIZED

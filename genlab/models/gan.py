@@ -187,7 +187,8 @@ class GANBase(GenerativeModel):
         real_out, fake_out = self._logits(real, y), self._logits(fake, y)
         adv = critic_loss(c.loss, real_out, fake_out)
         reg, logs = critic_penalties(c, lambda v: self._logits(v, y), self.critic, real, fake, batch.generator)
-        logs.update(critic=float(adv.detach()), real=float(real_out.detach().mean()), fake=float(fake_out.detach().mean()))
+        logs.update(critic=float(adv.detach()), real=float(real_out.detach().mean()),
+                    fake=float(fake_out.detach().mean()))
         return Loss(adv + reg, logs)
 
     def generator_loss(self, batch: Batch) -> Loss:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.spec import DataSpec
-from ..nn.flows import ActNorm, AffineCoupling, LULinear, Permutation, _with_context
+from ..nn.flows import ActNorm, AffineCoupling, LULinear, Permutation, with_context
 from ..registry import register
 from ._flow import FlowBase, FlowConfig
 
@@ -28,7 +28,7 @@ class GlowConfig(FlowConfig):
         "help": "multi-scale levels for images (fewer if the sides cannot be halved that often)"})
     steps: int = field(default=8, metadata={"help": "flow steps (actnorm, mixing, coupling) per level"})
     hidden: int = field(default=128, metadata={
-        "help": "conditioner width: MLP units for vectors, conv channels (hidden // 2) for images"})
+        "help": "conditioner width: MLP units for vectors, conv channels (hidden // 4) for images"})
     depth: int = field(default=2, metadata={"help": "hidden layers per MLP / residual blocks per conv net"})
     mixing: str = field(default="lu", metadata={
         "help": "lu (invertible 1x1 conv / dense linear, LU-parametrised) | reverse | shuffle (fixed permutations)"})
@@ -60,7 +60,7 @@ class Step(nn.Module):
     def __init__(self, features: int, image: bool, cfg: GlowConfig, ctx_dim: int):
         super().__init__()
         mix = {"lu": LULinear, "reverse": Permutation.reverse, "shuffle": Permutation.random}[cfg.mixing]
-        hidden = max(cfg.hidden // 2, 8) if image else cfg.hidden
+        hidden = max(cfg.hidden // 4, 8) if image else cfg.hidden
         self.layers = nn.ModuleList([ActNorm(features), mix(features),
                                      AffineCoupling(features, image, hidden, cfg.depth, ctx_dim, cfg.scale_bound)])
 
@@ -113,7 +113,7 @@ class Glow(FlowBase):
                 c = keep
 
     def _split_prior(self, level: int, h: Tensor, ctx: Tensor | None) -> tuple[Tensor, Tensor]:
-        mu, raw = self.splits[level](_with_context(h, ctx)).chunk(2, 1)
+        mu, raw = self.splits[level](with_context(h, ctx)).chunk(2, 1)
         return mu, 2.0 * torch.tanh(raw / 2.0)
 
     def _flow(self, z: Tensor, ctx: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -59,7 +59,7 @@ class IResNetConfig:
 
 @register("iresnet")
 class IResNet(GenerativeModel, Latent):
-    """Invertible residual flow; exact density, sampling by fixed-point inversion (see module doc)."""
+    """Invertible residual flow: exact log p (D <= 4) or its power-series estimate; fixed-point sampling."""
 
     Config = IResNetConfig
     density = Density.EXACT

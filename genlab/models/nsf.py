@@ -50,6 +50,7 @@ class NSF(FlowBase):
             raise ValueError(f"nsf.transform must be 'coupling' or 'autoregressive', got {config.transform!r}")
         if config.n_layers < 1 or config.hidden < 1 or config.depth < 1 or config.bins < 2 or config.tail_bound <= 0:
             raise ValueError("nsf: n_layers, hidden and depth must be >= 1, bins >= 2, tail_bound > 0")
+        self.sampling = "fast" if config.transform == "coupling" else "slow"  # D passes per layer
         d = spec.dim
         if config.transform == "coupling" and d < 2:
             raise ValueError("nsf: coupling layers need at least 2 values per example; "

@@ -66,11 +66,12 @@ class Pix2Pix(GenerativeModel, Translator):
         check_adversarial(config, "pix2pix")
         if config.pairing not in PAIRINGS:
             raise ValueError(f"pix2pix.pairing must be one of {', '.join(PAIRINGS)}; got {config.pairing!r}")
-        if min(config.factor, config.base, config.depth, config.critic_layers, config.bank) < 1 or config.l1_weight < 0:
+        c = config
+        if min(c.factor, c.base, c.depth, c.critic_layers, c.bank) < 1 or c.l1_weight < 0:
             raise ValueError("pix2pix: factor, base, depth, critic_layers and bank must be >= 1, l1_weight >= 0")
-        c = spec.event_shape[0]
-        self.generator = UNet(c, c, config.base, config.depth)
-        self.critic = PatchCritic(2 * c, config.base, config.critic_layers)
+        ch = spec.event_shape[0]
+        self.generator = UNet(ch, ch, c.base, c.depth)
+        self.critic = PatchCritic(2 * ch, c.base, c.critic_layers)
         apply_regularizers(config, [self.generator], [self.critic])
         self.register_buffer("bank", torch.zeros(0, *spec.event_shape))  # resized by setup / load
 
@@ -114,7 +115,8 @@ class Pix2Pix(GenerativeModel, Translator):
             adv = generator_loss(self.config.loss, self._critic(a, fake))
         l1 = (fake - b).abs().mean()
         reg, logs = generator_penalties(self.config, self.generator)
-        return Loss(adv + self.config.l1_weight * l1 + reg, {"generator": float(adv.detach()), "l1": float(l1.detach()), **logs})
+        logs.update(generator=float(adv.detach()), l1=float(l1.detach()))
+        return Loss(adv + self.config.l1_weight * l1 + reg, logs)
 
     def objectives(self) -> list[Objective]:
         c = self.config

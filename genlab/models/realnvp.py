@@ -5,23 +5,29 @@ Each coupling layer keeps the entries selected by a binary mask ``m`` and moves 
 Masks alternate with their complement (half/half for vectors, checkerboard for images), and a
 learnable elementwise affine (ActNorm-like, Kingma & Dhariwal 2018, without batch statistics)
 comes before each coupling. The base distribution is a standard normal.
+
+Labelled data make it conditional (`Conditional`): a learned label embedding enters every
+coupling network, with label dropout so that ``condition=None`` is a trained p(x); discrete data
+may use variational dequantization (Ho et al. 2019). Both come from the shared flow base,
+`genlab.models._flow` (see there).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from ..data.spec import DataSpec, Kind
+from ..data.spec import DataSpec
 from ..nn import MLP, ConvNet
-from ..protocol import Density, GenerativeModel, Latent, NotSupported, Objective
+from ..nn.flows import with_context
+from ..protocol import Density
 from ..registry import register
+from ._flow import FlowBase, FlowConfig
 
 
 @dataclass
-class RealNVPConfig:
+class RealNVPConfig(FlowConfig):
     n_layers: int = field(default=12, metadata={"help": "number of affine coupling layers"})
     hidden: int = field(default=128, metadata={
         "help": "hidden width of each coupling MLP (conv nets use hidden // 4 channels)"})
@@ -41,10 +47,10 @@ class ElementwiseAffine(nn.Module):
         self.log_scale = nn.Parameter(torch.zeros(shape))
         self.shift = nn.Parameter(torch.zeros(shape))
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, ctx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return x * self.log_scale.exp() + self.shift, self.log_scale.sum().expand(len(x))
 
-    def inverse(self, y: Tensor) -> Tensor:
+    def inverse(self, y: Tensor, ctx: Tensor | None = None) -> Tensor:
         return (y - self.shift) * (-self.log_scale).exp()
 
 
@@ -54,7 +60,8 @@ class AffineCoupling(nn.Module):
     Args:
         mask: (*event_shape) of 0/1; entries where it is 1 pass through and condition the rest.
         net: maps the masked input to ``2 * C`` channels (images: the input carries the mask as
-            an extra channel) or ``2 * D`` features (vectors): the raw log-scale and shift.
+            an extra channel) or ``2 * D`` features (vectors): the raw log-scale and shift. A
+            context (label embedding) is appended to its input as features / constant channels.
         bound: ``s = bound * tanh(raw / bound)``.
     """
 
@@ -63,22 +70,22 @@ class AffineCoupling(nn.Module):
         self.register_buffer("mask", mask, persistent=False)  # rebuilt from the config
         self.net, self.bound = net, bound
 
-    def _scale_shift(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _scale_shift(self, x: Tensor, ctx: Tensor | None) -> tuple[Tensor, Tensor]:
         m = self.mask.to(x.dtype)
         inp = x * m
         if x.ndim == 4:
             inp = torch.cat([inp, m[:1].expand(len(x), 1, *m.shape[1:])], 1)
-        raw_s, t = self.net(inp).chunk(2, dim=1)
+        raw_s, t = self.net(with_context(inp, ctx)).chunk(2, dim=1)
         s = self.bound * torch.tanh(raw_s / self.bound)
         return s * (1 - m), t * (1 - m)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x: (batch, *event_shape) -> (y, log|det dy/dx|: (batch,))."""
-        s, t = self._scale_shift(x)
+    def forward(self, x: Tensor, ctx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """x: (batch, *event_shape), ctx: (batch, k) or None -> (y, log|det dy/dx|: (batch,))."""
+        s, t = self._scale_shift(x, ctx)
         return x * s.exp() + t, s.flatten(1).sum(1)
 
-    def inverse(self, y: Tensor) -> Tensor:
-        s, t = self._scale_shift(y)  # the masked entries are unchanged, so s, t are the same
+    def inverse(self, y: Tensor, ctx: Tensor | None = None) -> Tensor:
+        s, t = self._scale_shift(y, ctx)  # the masked entries are unchanged, so s, t are the same
         return (y - t) * (-s).exp()
 
 
@@ -94,7 +101,7 @@ def _masks(shape: tuple[int, ...], n: int) -> list[Tensor]:
 
 
 @register("realnvp")
-class RealNVP(GenerativeModel, Latent):
+class RealNVP(FlowBase):
     """Affine coupling flow; exact ``log p(x)`` and one-pass sampling.
 
     ``log p(z) = log N(f(z); 0, I) + log|det df/dz|`` in model space, where ``f`` is the
@@ -111,10 +118,7 @@ class RealNVP(GenerativeModel, Latent):
     default_train = {"lr_schedule": "cosine", "patience": 30}
 
     def __init__(self, spec: DataSpec, config: RealNVPConfig):
-        super().__init__(spec, config)
-        if spec.kind in (Kind.CATEGORICAL, Kind.TEXT):
-            raise NotSupported(f"realnvp: {spec.kind.value} data have no continuous embedding for a "
-                               "flow; use a categorical or autoregressive family")
+        super().__init__(spec, config)  # refuses categorical / text data
         if config.net not in ("auto", "mlp", "conv"):
             raise ValueError(f"realnvp.net must be 'auto', 'mlp' or 'conv', got {config.net!r}")
         if config.n_layers < 1 or config.hidden < 1 or config.depth < 0 or config.scale_bound <= 0:
@@ -129,66 +133,23 @@ class RealNVP(GenerativeModel, Latent):
         for mask in _masks(shape, config.n_layers):
             if conv:
                 c = shape[0]
-                net = ConvNet(c + 1, 2 * c, hidden=max(config.hidden // 4, 8), blocks=config.depth)
+                net = ConvNet(c + 1 + self.ctx_dim, 2 * c, hidden=max(config.hidden // 4, 8), blocks=config.depth)
             else:
-                net = MLP(spec.dim, 2 * spec.dim, (config.hidden,) * config.depth, zero_last=True)
+                net = MLP(spec.dim + self.ctx_dim, 2 * spec.dim, (config.hidden,) * config.depth, zero_last=True)
             self.couplings.append(AffineCoupling(mask, net, config.scale_bound))
 
-    def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Model space -> base space.
-
-        Args:
-            z: (batch, *event_shape) in model space.
-        Returns:
-            u: (batch, *event_shape) base-space values; log_det: (batch,) ``log|det du/dz|``.
-        """
+    def _flow(self, z: Tensor, ctx: Tensor | None) -> tuple[Tensor, Tensor]:
         x = z.reshape(len(z), *self.shape)
         log_det = x.new_zeros(len(x))
         for norm, coupling in zip(self.norms, self.couplings):
             x, ld = norm(x)
             log_det = log_det + ld
-            x, ld = coupling(x)
+            x, ld = coupling(x, ctx)
             log_det = log_det + ld
         return x.reshape(z.shape), log_det
 
-    def inverse(self, u: Tensor) -> Tensor:
-        """Base space -> model space: u: (batch, *event_shape) -> z of the same shape."""
+    def _flow_inverse(self, u: Tensor, ctx: Tensor | None) -> Tensor:
         x = u.reshape(len(u), *self.shape)
         for norm, coupling in zip(reversed(self.norms), reversed(self.couplings)):
-            x = norm.inverse(coupling.inverse(x))
+            x = norm.inverse(coupling.inverse(x, ctx))
         return x.reshape(u.shape)
-
-    def _log_prob(self, z: Tensor, *, condition: Tensor | None = None,
-                  generator: torch.Generator | None = None) -> Tensor:
-        u, log_det = self.forward_and_log_det(z)
-        base = -0.5 * u.flatten(1).pow(2).sum(1) - 0.5 * self.spec.dim * math.log(2 * math.pi)
-        return base + log_det
-
-    def _sample(self, n: int, *, condition: Tensor | None = None,
-                generator: torch.Generator | None = None) -> Tensor:
-        p = next(self.parameters())
-        u = torch.randn(n, *self.spec.event_shape, generator=generator, dtype=p.dtype, device=p.device)
-        return self.inverse(u)
-
-    def objectives(self) -> list[Objective]:
-        return [Objective("nll", list(self.parameters()), self.nll_loss)]
-
-    # -- Latent: the base space R^D --------------------------------------------------------------
-    @property
-    def latent_dim(self) -> int:
-        return self.spec.dim
-
-    @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        """Base-space codes: x: (batch, *event_shape) data space -> (batch, D). Discrete data are
-        dequantized with fixed-seed noise, so a code is reproducible."""
-        x = self.check_input(x)
-        z, _ = self.pre(x, torch.Generator(device=x.device).manual_seed(0))
-        return self.forward_and_log_det(z)[0].reshape(len(x), -1)
-
-    @torch.no_grad()
-    def decode(self, codes: Tensor) -> Tensor:
-        """Data-space examples from base-space codes: (batch, D) -> (batch, *event_shape)."""
-        p = next(self.parameters())
-        u = torch.as_tensor(codes, dtype=p.dtype, device=p.device).reshape(-1, *self.spec.event_shape)
-        return self.pre.inverse(self.inverse(u))

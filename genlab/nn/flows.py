@@ -150,7 +150,7 @@ class Permutation(nn.Module):
         return y[:, self.inv]
 
 
-def _with_context(h: Tensor, ctx: Tensor | None) -> Tensor:
+def with_context(h: Tensor, ctx: Tensor | None) -> Tensor:
     """Append ctx (batch, k) to h: as k features for vectors, k constant channels for images."""
     if ctx is None:
         return h
@@ -191,7 +191,7 @@ class AffineCoupling(nn.Module):
         self.bound = bound
 
     def _scale_shift(self, xa: Tensor, ctx: Tensor | None) -> tuple[Tensor, Tensor]:
-        raw_s, t = self.net(_with_context(xa, ctx)).chunk(2, dim=1)
+        raw_s, t = self.net(with_context(xa, ctx)).chunk(2, dim=1)
         return self.bound * torch.tanh(raw_s / self.bound), t
 
     def forward(self, x: Tensor, ctx: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .flows import MADE, _with_context, conditioner
+from .flows import MADE, conditioner, with_context
 
 MIN_BIN = 1e-3
 MIN_DERIVATIVE = 1e-3
@@ -105,7 +105,7 @@ class SplineCoupling(nn.Module):
 
     def _transform(self, x: Tensor, ctx: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         xa, xb = x[:, :self.na], x[:, self.na:]
-        raw = self.net(_with_context(xa, ctx))
+        raw = self.net(with_context(xa, ctx))
         raw = raw.reshape(len(x), self.nb, 3 * self.bins - 1, *x.shape[2:]).movedim(2, -1)
         yb, ld = rational_quadratic_spline(xb, *_spline_params(raw, self.bins), inverse=inverse, bound=self.bound)
         return torch.cat([xa, yb], 1), ld.flatten(1).sum(1)

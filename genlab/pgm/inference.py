@@ -14,6 +14,7 @@ A network is given by ``parents`` (list of parent-index lists) and ``cpts`` (``c
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -52,7 +53,7 @@ def elimination_order(scopes: Sequence[Sequence[int]], eliminate: Sequence[int],
         def cost(v):
             nb = list(adj.get(v, ()))
             fill = sum(1 for a in range(len(nb)) for b in range(a + 1, len(nb)) if nb[b] not in adj[nb[a]])
-            weight = float(np.prod([cards[u] for u in nb])) * cards[v]
+            weight = math.prod(cards[u] for u in nb) * cards[v]
             return fill, weight, v
         v = min(left, key=cost)
         nb = adj.pop(v, set())

@@ -20,7 +20,7 @@ NOTES = ["", "what log_prob returns: exact, bound (ELBO; upper bound on NLL), un
          "unbiased MMD² with a sum of Gaussian kernels (several bandwidths)",
          "median distance to the nearest training example, over the same for held-out data (1: like fresh data; <1: closer to the training set than new data are)",
          "share of samples closer to the training set than 99% of held-out data (fresh data: 0.01)",
-         "samples per second on this machine", "wall-clock training time", "numbers stored by the fitted model: parameters and fitted buffers",
+         "samples per second on one CPU thread of this machine (evaluation runs single-threaded)", "wall-clock training time", "numbers stored by the fitted model: parameters and fitted buffers",
          "why training stopped"]
 
 
