@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print_table(rows, ["family", "test_nll", "test_nll_se", "train_seconds", "steps", "epochs", "stop_reason",
                        "sample_seconds", "parameters"])
-    write_results("binarized", rows, "python -m bench.binarized " + " ".join(argv if argv is not None else sys.argv[1:]))
+    command = "python -m bench.binarized " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_results("binarized", rows, command)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=256)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    command = "python -m bench.gan_modes " + " ".join(argv if argv is not None else sys.argv[1:])
     rows = []
     for toy in args.toys.split(","):
         for name in args.configs.split(","):
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(r)
                 print(f"{toy:5s} {name:9s} seed {seed}: {r['modes']}/{r['of']} modes ({r['modes_any']} with any), "
                       f"{100 * r['hq_share']:.1f}% high quality, {r['train_seconds']:.0f}s", flush=True)
+                write_results("gan_modes", [r], command, key=("toy", "config", "seed", "steps"))  # keep partial runs
     summary = []
     for toy in args.toys.split(","):
         for name in args.configs.split(","):
@@ -129,8 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print_table(summary, ["toy", "config", "seeds", "modes (per seed)", "hq % (per seed)", "min modes",
                           "min hq %", "s/run"])
-    command = "python -m bench.gan_modes " + " ".join(argv if argv is not None else sys.argv[1:])
-    write_results("gan_modes", rows, command, key=("toy", "config", "seed", "steps"))
+
 
 
 if __name__ == "__main__":

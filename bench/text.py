@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     e = nll(model, s.test.x)
     per_char = e.value / args.seq_len
     b = bits_per_char(e.value / args.seq_len)
-    rows.append({"model": "transformer", "bits_per_char": b, "bits_per_char_se": e.stderr / args.seq_len / 0.6931471805599453,
+    rows.append({"model": "transformer", "bits_per_char": b,
+                 "bits_per_char_se": bits_per_char(e.stderr / args.seq_len),
                  "perplexity": perplexity(per_char), "nll_nats_per_char": per_char,
                  "characters": int(s.test.x.numel()), "train_seconds": seconds, "steps": tr.step,
                  "stop_reason": tr.stop_reason, "config": CONFIG,

@@ -132,6 +132,8 @@ def compare(data: str, families: list[str] | None = None, budget_minutes: float 
     sections = [("Samples, training curves and interpolations", "")] + sections
     html = compare_page(results, sections)
     io.atomic_write(out / "report.html", html.encode())
+    for f in ("results.json", "report.html"):
+        (out / f).chmod(0o644)  # a report is for reading (the temporary file was private)
     results["total_seconds"] = time.perf_counter() - t_start
     return results
 
@@ -161,6 +163,7 @@ def report_run(run: str | Path, *, settings: EvalSettings | None = None, verbose
                                                                                     "seed", "max_minutes")},
             "train": {"stop_reason": cfg.get("stopped", {}).get("reason")}}
     io.atomic_write(run / "report.html", run_page(ev, info, figs).encode())
+    (run / "report.html").chmod(0o644)
     return run / "report.html"
 
 

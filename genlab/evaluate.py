@@ -144,10 +144,13 @@ def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings:
         stderr and n), ``floor`` (held-out data under the same sample metrics), ``features``,
         ``not_computed`` {metric: reason}, ``seconds``.
     """
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small operations: a second thread costs more in synchronisation than
     try:  # it gains, and on a busy machine much more (the classifier trained 6x faster on one)
-        return _evaluate(model, train, test, settings or EvalSettings(), data_name, verbose, keep)
+        with threadpool_limits(1):  # numpy's BLAS too (the Fréchet distance's eigen-decompositions)
+            return _evaluate(model, train, test, settings or EvalSettings(), data_name, verbose, keep)
     finally:
         torch.set_num_threads(threads)
 
@@ -232,8 +235,9 @@ def _evaluate(model: GenerativeModel, train: Dataset, test: Dataset, s: EvalSett
             x = held.x[:min(len(held), 200)]  # encode + decode can be slow (ODE, DDIM inversion)
             xr = model.decode(model.encode(x)).cpu().reshape(x.shape)
             err = (xr.double() - x.double()).reshape(len(x), -1).square().mean(1)
-            rec.metrics["reconstruction_rmse"] = {"value": float(err.mean().sqrt()), "stderr": float(
-                err.std() / math.sqrt(len(x)) / (2 * err.mean().sqrt().clamp_min(1e-12))), "n": len(x),
+            rmse = float(err.mean().sqrt())  # standard error by the delta method: se(mse) / (2 rmse)
+            se = float(err.std() / math.sqrt(len(x))) / (2 * rmse) if rmse > 0 else 0.0
+            rec.metrics["reconstruction_rmse"] = {"value": rmse, "stderr": se, "n": len(x),
                 "units": "data units (root mean squared error per value)"}
         rec.run(["reconstruction_rmse"], recon)
     else:

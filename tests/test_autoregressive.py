@@ -119,6 +119,19 @@ def test_pixelcnn_probabilities_sum_to_one_over_all_images(output, levels, shape
     spec = DataSpec(shape, Kind.DISCRETE, levels=levels)
     model = _model("pixelcnn", spec, channels=4, n_layers=2, output=output, components=2)
     assert _total(model, range(levels), shape) == pytest.approx(1.0, abs=1e-10)
+    x = model.sample(5, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (5, *shape) and set(x.unique().tolist()) <= set(range(levels))
+
+
+@pytest.mark.parametrize("family", ["made", "transformer"])
+def test_continuous_density_integrates_to_one_on_a_grid(family):
+    config = {"hidden": 16, "n_orders": 2} if family == "made" else {"d_model": 16, "n_layers": 1, "n_heads": 2}
+    model = _model(family, DataSpec((2,)), components=3, **config)
+    t = torch.linspace(-12, 12, 401, dtype=torch.float64)
+    grid = torch.cartesian_prod(t, t)
+    with torch.no_grad():
+        mass = model.log_prob(grid).exp().sum().item() * float(t[1] - t[0]) ** 2
+    assert mass == pytest.approx(1.0, abs=2e-3)
 
 
 def test_made_ensemble_is_the_mean_probability_of_its_orders():

@@ -101,7 +101,8 @@ class DiscretizedLogisticMixtureHead:
         k = _categorical(log_pi / temperature, generator).unsqueeze(-1)
         eps = torch.finfo(mu.dtype).eps
         u = torch.rand(mu.shape[:-1], generator=generator, dtype=mu.dtype, device=mu.device).clamp(eps, 1 - eps)
-        v = mu.gather(-1, k).squeeze(-1) + temperature * log_s.gather(-1, k).squeeze(-1).exp() * (u.log() - (-u).log1p())
+        scale = temperature * log_s.gather(-1, k).squeeze(-1).exp()
+        v = mu.gather(-1, k).squeeze(-1) + scale * (u.log() - (-u).log1p())
         half_steps = self.levels - 1
         return torch.round((v.clamp(-1, 1) + 1) * half_steps / 2) * 2 / half_steps - 1
 
