@@ -30,7 +30,7 @@ HERE = Path(__file__).parent
 SETUPS = {
     "digits": {"config": {"timesteps": 1000, "channels": 16}, "n": None, "grid": {},
                "train": {"batch_size": 64}, "file": "samples_ddpm_digits.png"},
-    "fashion-mnist": {"config": {"timesteps": 1000, "channels": 16}, "n": 10_000, "train": {"batch_size": 32},
+    "fashion-mnist": {"config": {"timesteps": 1000, "channels": 8}, "n": 10_000, "train": {"batch_size": 32},
                       "grid": {"sampler": "ddim", "sample_steps": 100}, "file": "samples_ddpm_fashion.png"},
 }
 

@@ -36,6 +36,8 @@ CONFIGS: dict[str, dict] = {
     "hinge+sn": {"loss": "hinge", "spectral_norm": "critic"},
     "ns+r1": {"loss": "ns", "r1": 0.1},
     "ns+ortho": {"loss": "ns", "ortho": 1e-4, "ortho_on": "both"},
+    "lsgan@1e-3": {"loss": "lsgan", "lr": 1e-3},  # the faster learning rate for the longer runs
+    "ns+r1@1e-3": {"loss": "ns", "r1": 0.1, "lr": 1e-3},
 }
 N_TRAIN, N_EVAL, MIN_COUNT = 50_000, 2_500, 20
 
