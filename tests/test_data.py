@@ -24,7 +24,11 @@ EXPECTED = {
     "iris": (None, (4,), Kind.CONTINUOUS, None, 3),
     "wine": (None, (13,), Kind.CONTINUOUS, None, 3),
     "breast_cancer": (None, (30,), Kind.CONTINUOUS, None, 2),
+    "asia": (None, (8,), Kind.CATEGORICAL, 2, None),
+    # the vocabulary size depends on the installed corpus: checked to be the spec's own below
+    "fortunes": (50, (64,), Kind.TEXT, "vocab", None),
 }
+HAVE_FORTUNES = os.path.isdir("/usr/share/games/fortunes")
 
 
 # ----------------------------------------------------------------------------- named data sets
@@ -39,8 +43,13 @@ def test_names_are_sorted_and_covered():
 def test_every_name_loads_with_its_spec(name):
     if name == "fashion-mnist" and not HAVE_FASHION:
         pytest.skip("apt-get install dataset-fashion-mnist to test fashion-mnist")
+    if name == "fortunes" and not HAVE_FORTUNES:
+        pytest.skip("apt-get install fortunes fortunes-min to test fortunes")
     n, shape, kind, levels, classes = EXPECTED[name]
     ds = load_dataset(name, n=n)
+    if levels == "vocab":
+        assert ds.spec.vocab is not None and len(ds.spec.vocab) == ds.spec.levels
+        levels = ds.spec.levels
     assert isinstance(ds, Dataset) and ds.name == name
     assert ds.spec.event_shape == shape and ds.spec.kind is kind
     assert ds.spec.levels == levels and ds.spec.num_classes == classes

@@ -3,7 +3,6 @@ against torch.autograd's Jacobian, the autoregressive property by back-propagati
 (monotone, identity at init, linear tails), normalised densities on a 2-D grid, and the
 variational dequantizer's density (Kingma & Dhariwal 2018; Papamakarios et al. 2017;
 Durkan et al. 2019; Ho et al. 2019)."""
-import math
 
 import pytest
 import torch

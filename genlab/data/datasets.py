@@ -34,7 +34,7 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
                          "Sneaker", "Bag", "Ankle boot")
 LABEL_COLUMNS = ("label", "y", "target", "class")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-FILE_SUFFIXES = (".npy", ".npz", ".csv")
+FILE_SUFFIXES = (".npy", ".npz", ".csv", ".txt")
 
 
 @dataclass
