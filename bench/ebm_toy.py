@@ -2,8 +2,8 @@
 
     python -m bench.ebm_toy [--toy moons] [--epochs 30] [--out bench/ebm_moons.png]
 
-Writes the figure and bench/results/ebm_toy.json (training time, mean energy of test data vs
-of far-away points, and the MMD-free summary: fraction of samples within 0.2 of a test point).
+Writes the figure and bench/results/ebm_toy.json: training time, mean energy of test points vs
+of points 3 sd away, and the fraction of samples within 0.2 sd of some test point.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import time
 
 import torch
 
+from genlab.registry import get_family
 from genlab.runs import build_model
 from genlab.train import Trainer, train_config
-from genlab.registry import get_family
 
 from .common import data_splits, write_results
 

@@ -246,6 +246,8 @@ def _add_eval_parsers(sub) -> None:
     cp.add_argument("--set", dest="settings", action="append", default=[], metavar="FAMILY.KEY=VALUE",
                     help="a family setting, e.g. vae.latent_dim=8 (repeatable)")
     cp.add_argument("--out", default="compare", help="output folder (default: compare)")
+    cp.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1: the same for "
+                    "every family, and robust on a shared machine)")
     _add_eval_flags(cp)
     rp = sub.add_parser("report", help="write a run's own report.html",
                         description="Write RUN/report.html: metrics (eval.json, computed if missing), samples, "
@@ -297,7 +299,7 @@ def cmd_compare(args) -> int:
         configs.setdefault(fam.strip(), {})[name.strip()] = value.strip()
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     res = compare(args.data, families, args.budget, seed=args.seed, out=args.out, configs=configs, n=args.n,
-                  settings=_eval_settings(args, args.seed))
+                  settings=_eval_settings(args, args.seed), threads=args.threads)
     for r in res["families"]:
         if "eval" in r:
             _print_eval(r["eval"])

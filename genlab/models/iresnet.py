@@ -66,7 +66,7 @@ class IResNet(GenerativeModel, Latent):
     sampling = "slow, fixed-point inverse"
     training = "MLE"
     latent_kind = "R^D"
-    # 2-D toys (16,000 points): 60 epochs of 256 (~3,800 steps, ~0.07 s each on one core) fit in 5 minutes
+    # 2-D toys (16,000 points): 60 epochs of 256 = 3,780 steps, ~190 s of one core (bench/README.md)
     default_epochs = 60
     default_train = {"batch_size": 256, "lr": 2e-3, "lr_schedule": "cosine", "patience": 30}
 

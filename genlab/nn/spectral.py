@@ -4,8 +4,8 @@
   iteration (Miyato et al. 2018), so ``||W_hat||_2 <= c`` (up to the power-iteration error).
 * `InvertibleResBlock`: ``y = x + g(x)`` with ``g`` a spectrally normalised MLP whose
   activations are 1-Lipschitz, so ``Lip(g) <= c^layers < 1``; inverse by fixed-point iteration
-  (Banach), ``log|det(I + J_g)|`` exactly (small D: forward-mode Jacobian, ``slogdet``) or by the truncated power series with a
-  Hutchinson trace estimator (Behrmann et al. 2019, Eq. 6-7).
+  (Banach), ``log|det(I + J_g)|`` exactly (small D: forward-mode Jacobian, ``slogdet``) or by
+  the truncated power series with a Hutchinson trace estimator (Behrmann et al. 2019, Eq. 6-7).
 
 The power iteration is not run inside ``forward``: `SpectralLinear.power_iteration` is called
 explicitly (by the training objective), so evaluation, sampling and inversion are pure functions of
