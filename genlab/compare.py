@@ -121,8 +121,8 @@ def _compare(data: str, families: list[str], budget_minutes: float, seed: int, o
                             "steps": stopped.get("step"), "epochs": stopped.get("epoch")}
         except NotSupported as e:
             row.update(status="not supported", error=f"cannot model this data: {e}")
-        except (ValueError, RuntimeError) as e:
-            row.update(status="failed", error=f"training failed: {e}")
+        except Exception as e:  # one family's failure must not cost the others their rows
+            row.update(status="failed", error=f"training failed: {type(e).__name__}: {e}")
         if "error" in row:
             if verbose:
                 print(f"         {fam}: {row['error']}", flush=True)
@@ -132,10 +132,16 @@ def _compare(data: str, families: list[str], budget_minutes: float, seed: int, o
         if verbose:
             print(f"[{time.perf_counter() - t_start:6.0f} s] {fam}: evaluating", flush=True)
         keep: dict[str, torch.Tensor] = {}
-        ev = evaluate(model, splits.train, splits.test, settings=s, data_name=data, keep=keep, verbose=verbose)
+        try:
+            ev = evaluate(model, splits.train, splits.test, settings=s, data_name=data, keep=keep, verbose=verbose)
+            figs = family_figures(model, run_dir, keep.get("samples"), splits.test.x,
+                                  ev["not_computed"].get("sampling_speed"))
+        except Exception as e:  # as above: report it in the family's row
+            row.update(status="failed", error=f"evaluation failed: {type(e).__name__}: {e}")
+            rows.append(row)
+            sections.append(("", family_section(fam, None, {"figures": row["error"]})))
+            continue
         row.update(status="ok", eval=ev)
-        figs = family_figures(model, run_dir, keep.get("samples"), splits.test.x,
-                              ev["not_computed"].get("sampling_speed"))
         sections.append(("", family_section(fam, ev, figs)))
         rows.append(row)
     results = {"data": data, "families": rows, "budget_minutes": budget_minutes, "seed": seed,

@@ -27,7 +27,7 @@ from .metrics.memorization import memorization
 from .metrics.samples import density_coverage, mmd, precision_recall
 from .protocol import Conditional, Density, Energy, GenerativeModel, Latent, NotSupported
 
-ERRORS = (NotSupported, ValueError, RuntimeError)
+ERRORS = (NotImplementedError, ValueError, RuntimeError)  # NotSupported is a NotImplementedError
 
 
 @dataclass

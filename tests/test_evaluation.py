@@ -128,3 +128,16 @@ def test_compare_report_eval_from_the_command_line(capsys, tmp_path):
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
                     "--window-size=1200,900", (out / "report.html").as_uri()], capture_output=True, timeout=120)
     assert shot.is_file() and _not_blank(shot)
+
+
+def test_compare_reports_a_failing_family_in_its_row(tmp_path, monkeypatch):
+    import genlab.compare as cmp
+
+    def broken(model, *a, **k):
+        raise RuntimeError("sampler exploded")
+    monkeypatch.setattr(cmp, "evaluate", broken)
+    res = cmp.compare("moons", ["gaussian"], 0.01, out=tmp_path / "c", n=200, verbose=False)
+    assert res["families"][0]["status"] == "failed" and "sampler exploded" in res["families"][0]["error"]
+    assert "sampler exploded" in (tmp_path / "c" / "report.html").read_text()
+    with pytest.raises(ValueError, match="not among --families"):
+        cmp.compare("moons", ["gaussian"], 0.01, out=tmp_path / "d", configs={"vae": {"hidden": 8}})

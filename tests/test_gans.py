@@ -135,7 +135,8 @@ def test_every_loss_and_regularizer_lowers_its_loss_on_a_fixed_batch(cfg, data, 
             loss().value.backward()
             opt.step()
         last = loss()
-        assert float(last.value) < first, f"{obj.name}: {first} -> {float(last.value)}"
+        value = float(last.value.detach())
+        assert value < first, f"{obj.name}: {first} -> {value}"
         expected = {"wgan-gp": "gp", "r1": "r1", "ortho": "ortho"}
         for key, log in expected.items():
             if (cfg.get("loss") == key or cfg.get(key)) and (obj.name == "critic" or log == "ortho"):

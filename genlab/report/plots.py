@@ -119,7 +119,7 @@ def interpolation_png(model: GenerativeModel, x: Tensor, pairs: int = 4, steps: 
     if spec.is_image:
         grid = image_grid(out, spec, ncol=steps)
         fig, ax = plt.subplots(figsize=(0.55 * steps + 1.2, 0.55 * pairs + 1.0))
-        ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest",
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest", aspect="auto",
                   extent=(-0.5 / (steps - 1), 1 + 0.5 / (steps - 1), pairs, 0))
         ax.set_xlabel("interpolation weight t (code = (1-t) z_a + t z_b)")
         ax.set_ylabel("pair")
