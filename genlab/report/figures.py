@@ -1,7 +1,6 @@
 """Figures: a sample grid for images, a scatter plot for vectors, loss curves."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -69,28 +68,12 @@ def save_samples(x: torch.Tensor, spec: DataSpec, path: str | Path, title: str =
 
 
 def loss_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
-    """Plot every ``loss/*`` series and the validation loss of a run's metrics.jsonl."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Write the PNG of every ``loss/*`` series and the validation loss of a run's metrics.jsonl
+    (`genlab.report.plots.loss_png`) to ``path``; None when the run logged no loss."""
+    from .plots import loss_png  # plots builds on this module
 
-    rows = [json.loads(ln) for ln in Path(metrics_path).read_text().splitlines() if ln.strip()]
-    series: dict[str, tuple[list[int], list[float]]] = {}
-    for r in rows:
-        for k, v in r.items():
-            if (k.startswith("loss/") or k == "val_loss") and v is not None:
-                s = series.setdefault(k, ([], []))
-                s[0].append(r["step"])
-                s[1].append(v)
-    if not series:
+    png = loss_png(metrics_path)
+    if png is None:
         return None
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for k, (steps, vals) in series.items():
-        ax.plot(steps, vals, label=k, marker="o" if k == "val_loss" else None, ms=3)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    Path(path).write_bytes(png)
     return Path(path)
