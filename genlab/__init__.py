@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 __all__ = ["DataSpec", "Kind", "Batch", "Conditional", "Density", "Energy", "GenerativeModel",
            "Latent", "Loss", "NotSupported", "Objective", "families", "get_family", "make",
-           "register", "load", "save", "Estimator", "Trainer", "load_dataset"]
+           "register", "load", "save", "Estimator", "GenerativeClassifier", "Trainer", "load_dataset"]
 
 
 def __getattr__(name):  # lazy: keep `import genlab` light and free of import cycles
@@ -18,6 +18,9 @@ def __getattr__(name):  # lazy: keep `import genlab` light and free of import cy
     if name == "Estimator":
         from .estimator import Estimator
         return Estimator
+    if name == "GenerativeClassifier":
+        from .tasks import GenerativeClassifier
+        return GenerativeClassifier
     if name == "Trainer":
         from .train import Trainer
         return Trainer

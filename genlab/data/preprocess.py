@@ -24,7 +24,13 @@ from .spec import DataSpec, Kind
 
 
 class Preprocess(nn.Module):
-    """Base: identity. ``forward(x, generator) -> (z, logdet)``; ``inverse(z) -> x``."""
+    """Base: identity. ``forward(x, generator) -> (z, logdet)``; ``inverse(z) -> x``.
+
+    ``lower_bound`` is True when a log-density computed through this map is only a lower bound
+    on the data's log-probability (dequantization: Jensen's inequality over the noise).
+    """
+
+    lower_bound: bool = False
 
     def fit(self, x: Tensor) -> None:
         """Set statistics from training data ``x: (n, *event_shape)`` (data space)."""
@@ -51,6 +57,7 @@ class Standardize(Preprocess):
         super().__init__()
         self.spec = spec
         self.dequantize = dequantize
+        self.lower_bound = dequantize
         if dequantize and not spec.is_discrete:
             raise ValueError("dequantization needs discrete data (spec.kind != continuous)")
         self.register_buffer("mean", torch.zeros(spec.event_shape))

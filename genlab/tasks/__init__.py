@@ -1,0 +1,8 @@
+"""Tasks built on the protocol: classification, outlier detection, imputation, interpolation.
+
+Each task works for every family with the capability it needs (decided from ``density`` and
+the mixins, never from the family's name) and raises `NotSupported` with the reason otherwise.
+"""
+from .classify import GenerativeClassifier
+
+__all__ = ["GenerativeClassifier"]
