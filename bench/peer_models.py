@@ -1,0 +1,82 @@
+"""The peer libraries' versions of genlab's models, built to the same architecture (bench/peers.py).
+
+Each builder returns ``(module, log_prob(x) -> (n,), sample(n) -> (n, D))``. Every coupling /
+autoregressive network is the same ``D_in -> hidden x depth -> D_out`` SiLU MLP with a zero last
+layer that genlab's `MLP` builds, so the libraries differ only in their flow machinery.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+Built = tuple[nn.Module, Callable[[Tensor], Tensor], Callable[[int], Tensor]]
+
+
+def mlp(d_in: int, d_out: int, hidden: int = 128, depth: int = 2) -> nn.Sequential:
+    """The coupling network of genlab's realnvp: SiLU MLP, last layer zero (identity start)."""
+    widths = [d_in] + [hidden] * depth
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), nn.SiLU()]
+    last = nn.Linear(widths[-1], d_out)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(*layers, last)
+
+
+def realnvp_normflows(dim: int, n_layers: int, hidden: int, depth: int) -> Built:
+    """normflows: AffineCouplingBlock (half/half split) + swap permutation, per its RealNVP example."""
+    import normflows as nf
+    flows = []
+    for _ in range(n_layers):
+        flows += [nf.flows.AffineCouplingBlock(mlp(dim // 2, 2 * (dim - dim // 2), hidden, depth)),
+                  nf.flows.Permute(dim, mode="swap")]
+    model = nf.NormalizingFlow(nf.distributions.DiagGaussian(dim, trainable=False), flows)
+    return model, model.log_prob, lambda n: model.sample(n)[0]
+
+
+def realnvp_zuko(dim: int, n_layers: int, hidden: int, depth: int) -> Built:
+    """zuko.flows.RealNVP: alternating half masks, bounded monotonic affine transforms."""
+    import zuko
+    flow = zuko.flows.RealNVP(dim, transforms=n_layers, hidden_features=(hidden,) * depth, activation=nn.SiLU)
+    return flow, lambda x: flow().log_prob(x), lambda n: flow().sample((n,))
+
+
+def realnvp_nflows(dim: int, n_layers: int, hidden: int, depth: int) -> Built:
+    """nflows: AffineCouplingTransform with alternating masks over a standard normal."""
+    from nflows.distributions import StandardNormal
+    from nflows.flows import Flow
+    from nflows.transforms import AffineCouplingTransform, CompositeTransform
+    mask = (torch.arange(dim) < dim // 2).int()
+    ts = [AffineCouplingTransform(mask if k % 2 == 0 else 1 - mask,
+                                  lambda i, o: mlp(i, o, hidden, depth)) for k in range(n_layers)]
+    flow = Flow(CompositeTransform(ts), StandardNormal([dim]))
+    return flow, flow.log_prob, flow.sample
+
+
+def maf_zuko(dim: int, n_layers: int, hidden: int, depth: int) -> Built:
+    """zuko.flows.MAF: MADE affine layers, orders reversed between layers."""
+    import zuko
+    flow = zuko.flows.MAF(dim, transforms=n_layers, hidden_features=(hidden,) * depth, activation=nn.SiLU)
+    return flow, lambda x: flow().log_prob(x), lambda n: flow().sample((n,))
+
+
+def maf_nflows(dim: int, n_layers: int, hidden: int, depth: int) -> Built:
+    """nflows: MaskedAffineAutoregressiveTransform (plain MADE, no residual blocks) + reversals."""
+    from nflows.distributions import StandardNormal
+    from nflows.flows import Flow
+    from nflows.transforms import CompositeTransform, MaskedAffineAutoregressiveTransform, ReversePermutation
+    ts: list[nn.Module] = []
+    for _ in range(n_layers):
+        ts += [MaskedAffineAutoregressiveTransform(dim, hidden, num_blocks=depth - 1, use_residual_blocks=False,
+                                                   activation=nn.functional.silu), ReversePermutation(dim)]
+    flow = Flow(CompositeTransform(ts), StandardNormal([dim]))
+    return flow, flow.log_prob, flow.sample
+
+
+PEERS = {
+    "realnvp": {"normflows": realnvp_normflows, "zuko": realnvp_zuko, "nflows": realnvp_nflows},
+    "maf": {"zuko": maf_zuko, "nflows": maf_nflows},
+}
