@@ -26,6 +26,17 @@ def mlp(d_in: int, d_out: int, hidden: int = 128, depth: int = 2) -> nn.Sequenti
     return nn.Sequential(*layers, last)
 
 
+class _IgnoreContext(nn.Module):
+    """nflows calls its coupling networks as ``net(x, context)``; unconditional here."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.net(x)
+
+
 def realnvp_normflows(dim: int, n_layers: int, hidden: int, depth: int) -> Built:
     """normflows: AffineCouplingBlock (half/half split) + swap permutation, per its RealNVP example."""
     import normflows as nf
@@ -51,7 +62,7 @@ def realnvp_nflows(dim: int, n_layers: int, hidden: int, depth: int) -> Built:
     from nflows.transforms import AffineCouplingTransform, CompositeTransform
     mask = (torch.arange(dim) < dim // 2).int()
     ts = [AffineCouplingTransform(mask if k % 2 == 0 else 1 - mask,
-                                  lambda i, o: mlp(i, o, hidden, depth)) for k in range(n_layers)]
+                                  lambda i, o: _IgnoreContext(mlp(i, o, hidden, depth))) for k in range(n_layers)]
     flow = Flow(CompositeTransform(ts), StandardNormal([dim]))
     return flow, flow.log_prob, flow.sample
 

@@ -49,12 +49,13 @@ def run_flow(model_name: str, lib: str, steps: int, batch: int, seed: int) -> di
         from genlab.registry import get_family
         from genlab.runs import build_model
         from genlab.train import Trainer, train_config
-        model = build_model(model_name, s.train.spec, {**cfg, "conditional": False}, seed)
+        model = build_model(model_name, s.train.spec, cfg, seed)
         tc = train_config(get_family(model_name), seed=seed, device="cpu", batch_size=batch, lr=1e-3,
                           lr_schedule="constant", patience=None, progress=False, epochs=math.ceil(steps / per_epoch))
-        rss0 = _maxrss_mb()
+        trainer = Trainer(model, tc)  # outside the timer, like the peers' optimizers (the first
+        rss0 = _maxrss_mb()             # torch.optim.Adam in a process imports torch._dynamo: ~3 s)
         t0 = time.perf_counter()
-        Trainer(model, tc).fit(x[: per_epoch * batch])
+        trainer.fit(x[: per_epoch * batch])
         train_s = time.perf_counter() - t0
         done = tc.epochs * per_epoch
         log_prob, sample = model.log_prob, lambda n: model.sample(n, generator=torch.Generator().manual_seed(1))

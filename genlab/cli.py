@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_eval_parsers(sub)
     _add_translate_parser(sub)
+    _add_task_parsers(sub)
     return p
 
 
@@ -356,9 +357,41 @@ def cmd_translate(args) -> int:
     return 0
 
 
+def _add_task_parsers(sub) -> None:
+    op = sub.add_parser("outliers", help="score examples as outliers under a trained run",
+                        description="Outlier scores of --data under RUN's model: -log-likelihood (or energy), "
+                                    "typicality (Nalisnick et al. 2019), likelihood ratio against a background "
+                                    "model (Ren et al. 2019) and input complexity (Serra et al. 2020). Thresholds "
+                                    "at --fpr on the run's validation split; AUROC/AUPR against its test split.")
+    op.add_argument("run", help="run directory of a family with a likelihood, a bound or an energy")
+    op.add_argument("--data", required=True, help="data set name or file to score (same shape as the run's data)")
+    op.add_argument("-n", type=int, default=None, help="score only the first N examples")
+    op.add_argument("--fpr", type=float, default=0.05, help="false-positive rate of the thresholds (default 0.05)")
+    op.add_argument("--background", default="gaussian", help="family of the background model ('' for none)")
+    op.add_argument("--compressor", default="png", help="png | zlib | lzma for the complexity correction")
+    op.add_argument("--out", default=None, help="write every example's scores to this .csv")
+
+
+def cmd_outliers(args) -> int:
+    from .tasks.outliers import detect_outliers
+
+    res = detect_outliers(args.run, args.data, fpr=args.fpr, background=args.background or None,
+                          compressor=args.compressor, n=args.n)
+    print(f"{'method':<12} {'threshold':>10} {'flagged':>8} {'AUROC':>7} {'AUPR':>7}   (AUROC: run's test split vs --data)")
+    for k, m in res["methods"].items():
+        print(f"{k:<12} {m['threshold']:>10.4g} {m['flagged']:>8.3f} {m['auroc']:>7.3f} {m['aupr']:>7.3f}")
+    if args.out:
+        names = list(res["scores"])
+        cols = np.stack([res["scores"][k].numpy() for k in names], 1)
+        np.savetxt(args.out, cols, delimiter=",", header=",".join(names), comments="", fmt="%.6g")
+        print(f"wrote {len(cols)} rows of scores to {args.out}")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "train": cmd_train, "resume": cmd_resume, "sample": cmd_sample, "eval": cmd_eval}
 COMMANDS["translate"] = cmd_translate
 COMMANDS.update(compare=cmd_compare, report=cmd_report)
+COMMANDS.update(outliers=cmd_outliers)
 
 
 def main(argv: list[str] | None = None) -> int:

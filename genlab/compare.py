@@ -26,8 +26,8 @@ from .runs import load_splits, train_run
 from .train import train_config
 
 # The families `genlab compare` trains when --families is not given (extend as families land).
-DEFAULT_FAMILIES: list[str] = ["gaussian", "gmm", "kde", "realnvp", "vae", "gan"]
-# Minutes of training per family: 6 families x 1 min + evaluation (~1.5 min) leaves room within
+DEFAULT_FAMILIES: list[str] = ["gaussian", "gmm", "kde", "realnvp", "maf", "made", "vae", "gan"]
+# Minutes of training per family: 5 neural families x 1 min + evaluation (~2 min) leaves room within
 # 10 minutes for steps that overrun the budget on a busy 2-core machine (see bench/README.md).
 DEFAULT_BUDGET_MINUTES = 1.0
 

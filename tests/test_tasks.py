@@ -65,3 +65,66 @@ def test_classifier_not_supported_without_likelihood():
         GenerativeClassifier("gaussian", conditional=True).fit(X, y)
     with pytest.raises(ValueError, match="priors"):
         GenerativeClassifier("gaussian", priors=[0.5, 0.6]).fit(X, y)
+
+
+# -- outliers -------------------------------------------------------------------------------------
+from genlab.tasks import outliers as O  # noqa: E402
+
+
+def _gaussian_model(X):
+    return genlab.Estimator("gaussian", val_fraction=0.0).fit(X).model_
+
+
+def test_typicality_flags_the_mode_that_the_likelihood_calls_typical():
+    """In D = 50 a standard normal's mode (the origin) has the highest density, yet no sample is
+    near it: the raw likelihood calls it the most normal point, the typicality test an outlier."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(4000, 50, generator=g, dtype=torch.float64)
+    model = _gaussian_model(X.numpy())
+    held = torch.randn(1000, 50, generator=g, dtype=torch.float64)
+    nll_h = O.nll_scores(model, held)
+    nll_0 = O.nll_scores(model, torch.zeros(1, 50))
+    assert nll_0 < nll_h.min()                                  # likelihood: "most normal"
+    typ_h = O.typicality_scores(nll_h, nll_h)
+    assert O.typicality_scores(nll_0, nll_h) > O.threshold_at_fpr(typ_h, 0.01)
+    # H estimates the entropy of N(0, I_50): D/2 log(2 pi e)
+    assert abs(float(nll_h.mean()) - 25 * math.log(2 * math.pi * math.e)) < 0.5
+
+
+def test_likelihood_ratio_matches_closed_form():
+    """Model N(0, I), background N(0, 9 I) in 2-D: the ratio score is
+    |x|^2 / 2 (1 - 1/9) - D log 3."""
+    g = torch.Generator().manual_seed(1)
+    model = _gaussian_model(torch.randn(20000, 2, generator=g, dtype=torch.float64).numpy())
+    bg = _gaussian_model(3 * torch.randn(20000, 2, generator=g, dtype=torch.float64).numpy())
+    x = torch.tensor([[0.0, 0.0], [1.0, 2.0], [4.0, -3.0]])
+    s = O.likelihood_ratio_scores(O.nll_scores(model, x), O.nll_scores(bg, x))
+    expect = (x.double() ** 2).sum(1) / 2 * (1 - 1 / 9) - 2 * math.log(3)
+    torch.testing.assert_close(s, expect, atol=0.1, rtol=0.03)
+
+
+def test_complexity_threshold_and_metrics():
+    g = torch.Generator().manual_seed(2)
+    flat = torch.full((4, 1, 8, 8), 3.0)
+    noisy = torch.randint(0, 17, (4, 1, 8, 8), generator=g).float()
+    for c in O.COMPRESSORS:
+        assert (O.compressed_bits(flat, 17, c) < O.compressed_bits(noisy, 17, c)).all()
+    # the correction subtracts L(x)/D bits per dimension from -log2 p(x)/D
+    nll = torch.full((4,), 64 * math.log(2) * 5.0, dtype=torch.float64)   # 5 bits/dim
+    torch.testing.assert_close(O.complexity_scores(nll, noisy, 64, 17, "zlib"),
+                               5.0 - O.compressed_bits(noisy, 17, "zlib") / 64)
+    s = torch.arange(1000, dtype=torch.float64)
+    assert float((s > O.threshold_at_fpr(s, 0.05)).double().mean()) == pytest.approx(0.05, abs=0.002)
+    m = O.detection_metrics(torch.zeros(5), torch.ones(5))
+    assert m == {"auroc": 1.0, "aupr": 1.0}
+    assert O.detection_metrics(torch.ones(5), torch.zeros(5))["auroc"] == 0.0
+    p = O.perturb(torch.zeros(2000), 0.5, 4, torch.Generator().manual_seed(0))
+    assert abs(float((p != 0).double().mean()) - 0.5 * 3 / 4) < 0.04
+
+
+def test_outliers_not_supported_without_density_or_energy():
+    from genlab.runs import build_model
+    from genlab.data import load_dataset
+    model = build_model("gan", load_dataset("moons", n=64).spec, {"hidden": 8, "latent_dim": 2}, 0)
+    with pytest.raises(NotSupported, match="cannot score outliers"):
+        O.nll_scores(model, torch.zeros(3, 2))

@@ -133,6 +133,16 @@ class GANConfig(AdversarialConfig):
     depth: int = field(default=2, metadata={"help": "hidden layers of the MLPs (vector data)"})
 
 
+def adversarial_objectives(model) -> list[Objective]:
+    """The critic objective, then the generator's, stepped every ``config.n_critic`` steps; both
+    use the model's ``critic_loss`` / ``generator_loss`` and the config's ``lr`` and ``betas``."""
+    c = model.config
+    betas = tuple(c.betas)
+    return [Objective("critic", list(model.critic.parameters()), model.critic_loss, lr=c.lr, betas=betas),
+            Objective("generator", list(model.generator.parameters()), model.generator_loss,
+                      every=c.n_critic, lr=c.lr, betas=betas)]
+
+
 class GANBase(GenerativeModel):
     """A generator and a critic with a loss and regularizers chosen by config (``gan``, ``cgan``)."""
 
@@ -201,11 +211,7 @@ class GANBase(GenerativeModel):
         return Loss(adv + reg, {"generator": float(adv.detach()), **logs})
 
     def objectives(self) -> list[Objective]:
-        c = self.config
-        betas = tuple(c.betas)
-        return [Objective("critic", list(self.critic.parameters()), self.critic_loss, lr=c.lr, betas=betas),
-                Objective("generator", list(self.generator.parameters()), self.generator_loss,
-                          every=c.n_critic, lr=c.lr, betas=betas)]
+        return adversarial_objectives(self)
 
     # -- sampling -------------------------------------------------------------------------------
     def _sample(self, n: int, *, condition: Tensor | None = None,

@@ -33,8 +33,8 @@ from ..objectives.gan import critic_loss, generator_loss
 from ..protocol import Batch, Density, GenerativeModel, Loss, Objective
 from ..registry import register
 from ._translation import Translator, check_image_spec, image_preprocess, pick
-from .gan import (AdversarialConfig, apply_regularizers, check_adversarial, critic_penalties, eval_mode,
-                  frozen, generator_penalties)
+from .gan import (AdversarialConfig, adversarial_objectives, apply_regularizers, check_adversarial,
+                  critic_penalties, eval_mode, frozen, generator_penalties)
 
 
 @dataclass
@@ -119,11 +119,7 @@ class Pix2Pix(GenerativeModel, Translator):
         return Loss(adv + self.config.l1_weight * l1 + reg, logs)
 
     def objectives(self) -> list[Objective]:
-        c = self.config
-        betas = tuple(c.betas)
-        return [Objective("critic", list(self.critic.parameters()), self.critic_loss, lr=c.lr, betas=betas),
-                Objective("generator", list(self.generator.parameters()), self.generator_loss,
-                          every=c.n_critic, lr=c.lr, betas=betas)]
+        return adversarial_objectives(self)
 
     # -- translation and sampling ------------------------------------------------------------------
     @torch.no_grad()
