@@ -44,7 +44,7 @@ def test_classifier_bayes_rule_matches_class_densities_and_priors():
 
 def test_classifier_conditional_family_uses_one_model():
     X, y = _blobs(seed=1)
-    clf = GenerativeClassifier("realnvp", n_layers=2, hidden=16, epochs=40, seed=0).fit(X, y)
+    clf = GenerativeClassifier("maf", n_layers=2, hidden=16, depth=1, epochs=6, batch_size=32, seed=0).fit(X, y)
     assert clf.conditional_ and len(clf.models_) == 1
     assert clf.score(X, y) > 0.95
 
@@ -128,3 +128,80 @@ def test_outliers_not_supported_without_density_or_energy():
     model = build_model("gan", load_dataset("moons", n=64).spec, {"hidden": 8, "latent_dim": 2}, 0)
     with pytest.raises(NotSupported, match="cannot score outliers"):
         O.nll_scores(model, torch.zeros(3, 2))
+
+
+# -- imputation -----------------------------------------------------------------------------------
+from genlab.tasks import impute as I  # noqa: E402
+
+_COV = torch.tensor([[1.0, 0.8, 0.3], [0.8, 1.0, 0.5], [0.3, 0.5, 2.0]], dtype=torch.float64)
+
+
+def _correlated(n, seed, cov=_COV, mean=(1.0, -1.0, 0.5)):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.tensor(mean, dtype=torch.float64) + torch.randn(n, len(cov), generator=g, dtype=torch.float64)
+            @ torch.linalg.cholesky(cov).T)
+
+
+def test_conditional_gaussian_is_the_closed_form():
+    mean = torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
+    obs = torch.tensor([True, False, True])
+    z_o = torch.tensor([2.0, 0.0], dtype=torch.float64)
+    mu, sig, ll = I.conditional_gaussian(mean, _COV, z_o, obs)
+    S_oo = _COV[[0, 2]][:, [0, 2]]
+    S_mo = _COV[[1]][:, [0, 2]]
+    torch.testing.assert_close(mu, mean[[1]] + S_mo @ torch.linalg.solve(S_oo, z_o - mean[[0, 2]]))
+    torch.testing.assert_close(sig, _COV[[1]][:, [1]] - S_mo @ torch.linalg.solve(S_oo, S_mo.T))
+    ref = torch.distributions.MultivariateNormal(mean[[0, 2]], S_oo).log_prob(z_o)
+    torch.testing.assert_close(ll, ref)
+
+
+def test_exact_gaussian_imputation_draws_match_the_conditional():
+    model = _gaussian_model(_correlated(20000, 0).numpy())
+    x = torch.tensor([[2.0, 0.0, 1.0]]).repeat(4000, 1)
+    mask = torch.tensor([False, True, False]).repeat(4000, 1)
+    d = I.impute(model, x, mask, n_draws=1, generator=torch.Generator().manual_seed(0))[0].double()
+    assert torch.equal(d[:, [0, 2]], x[:, [0, 2]].double())               # observed kept
+    cov = model.pre.std.double()[:, None] * (model.scale_tril.double() @ model.scale_tril.double().T) \
+        * model.pre.std.double()[None]
+    mu, sig, _ = I.conditional_gaussian(model.pre.mean.double() + model.pre.std.double() * model.mean.double(),
+                                        cov, torch.tensor([2.0, 1.0], dtype=torch.float64), ~mask[0])
+    assert abs(float(d[:, 1].mean() - mu[0])) < 0.03
+    assert abs(float(d[:, 1].var() / sig[0, 0]) - 1) < 0.08
+
+
+def test_gmm_conditional_responsibilities():
+    """Two well-separated components: observing x0 near one component's mean picks it."""
+    g = torch.Generator().manual_seed(3)
+    a = _correlated(3000, 1, mean=(-4.0, -4.0, 0.0))
+    b = _correlated(3000, 2, mean=(4.0, 4.0, 0.0))
+    model = genlab.Estimator("gmm", n_components=2, val_fraction=0.0).fit(torch.cat([a, b]).numpy()).model_
+    x = torch.tensor([[-4.0, 0.0, 0.0], [4.0, 0.0, 0.0]]).repeat(500, 1)
+    mask = torch.tensor([False, True, True]).repeat(1000, 1)
+    d = I.impute(model, x, mask, n_draws=1, generator=g)[0]
+    assert (d[0::2, 1] < 0).float().mean() > 0.99 and (d[1::2, 1] > 0).float().mean() > 0.99
+    # with x0 half way, the responsibilities are about equal: both modes appear
+    mid = I.impute(model, torch.zeros(2000, 3), mask.repeat(2, 1), n_draws=1, generator=g)[0]
+    assert 0.3 < float((mid[:, 1] > 0).float().mean()) < 0.7
+
+
+def test_mcmc_imputation_matches_the_gaussian_conditional():
+    cov = torch.tensor([[1.0, 0.8], [0.8, 1.0]], dtype=torch.float64)
+    model = _gaussian_model(_correlated(20000, 4, cov=cov, mean=(0.0, 0.0)).numpy())
+    x = torch.tensor([[1.0, 0.0]]).repeat(600, 1)
+    mask = torch.tensor([False, True]).repeat(600, 1)
+    d = I.impute(model, x, mask, n_draws=1, generator=torch.Generator().manual_seed(5), method="mcmc",
+                 sweeps=60)[0, :, 1].double()
+    assert abs(float(d.mean()) - 0.8) < 0.06            # E[x1 | x0 = 1] = rho
+    assert abs(float(d.var()) - 0.36) < 0.07            # Var = 1 - rho^2
+
+
+def test_imputation_methods_and_not_supported():
+    from genlab.runs import build_model
+    from genlab.data import load_dataset
+    spec = load_dataset("moons", n=64).spec
+    assert I.method_for(build_model("gan", spec, {"hidden": 8, "latent_dim": 2}, 0)) == "pseudo-gibbs"
+    assert I.method_for(build_model("made", spec, {"hidden": 8}, 0)) == "mcmc"
+    with pytest.raises(NotSupported, match="no latent space"):
+        I.method_for(build_model("cgan", load_dataset("digits", n=64).spec, {"hidden": 8, "latent_dim": 2}, 0))
+    with pytest.raises(ValueError, match="mask must have the shape"):
+        I.impute(build_model("gaussian", spec, {}, 0), torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.bool))

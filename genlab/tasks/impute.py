@@ -49,13 +49,21 @@ def method_for(model: GenerativeModel) -> str:
 
 
 def impute(model: GenerativeModel, x: Tensor, mask: Tensor, n_draws: int = 5,
-           generator: torch.Generator | None = None, *, sweeps: int = 20) -> Tensor:
-    """Draws of the missing entries (see the module docstring): (n_draws, n, *event_shape)."""
+           generator: torch.Generator | None = None, *, sweeps: int = 20, method: str | None = None) -> Tensor:
+    """Draws of the missing entries (see the module docstring): (n_draws, n, *event_shape).
+
+    ``sweeps``: MCMC / pseudo-Gibbs passes over the missing coordinates. ``method``: force
+    ``mcmc`` (any exact density or energy) instead of `method_for`'s choice.
+    """
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     xf, miss = _check(model, x, mask)
-    method = method_for(model)
+    method = method or method_for(model)
+    if method == "mcmc" and model.density is not Density.EXACT and not isinstance(model, Energy):
+        raise NotSupported(f"{model.name}: MCMC imputation needs an exact density or an energy")
+    if method not in ("exact-gaussian", "model", "mcmc", "pseudo-gibbs"):
+        raise ValueError(f"method must be exact-gaussian, model, mcmc or pseudo-gibbs, got {method!r}")
     with torch.no_grad():
         if method == "exact-gaussian":
             out = torch.stack([_exact(model, xf, miss, g) for _ in range(n_draws)])
@@ -89,36 +97,44 @@ def _mixture(model: GenerativeModel) -> tuple[Tensor, Tensor, Tensor] | None:
 
 
 def conditional_gaussian(mean: Tensor, cov: Tensor, z_obs: Tensor, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """N(mean, cov) conditioned on entries ``obs`` (bool (D,)) equal to ``z_obs``: returns the
-    conditional mean (M,) and covariance (M, M) of the other entries, and log N(z_obs; mean_o, cov_oo)."""
+    """N(mean, cov) conditioned on entries ``obs`` (bool (D,)) equal to ``z_obs`` ((O,) or (n, O)):
+    the conditional means ((M,) or (n, M)), the conditional covariance (M, M) of the other
+    entries, and log N(z_obs; mean_o, cov_oo) (() or (n,))."""
     mis = ~obs
     S_oo, S_mo = cov[obs][:, obs], cov[mis][:, obs]
     if int(obs.sum()) == 0:
-        return mean[mis], cov[mis][:, mis], torch.zeros((), dtype=cov.dtype)
+        return mean[mis].expand(*z_obs.shape[:-1], int(mis.sum())), cov[mis][:, mis], z_obs.new_zeros(z_obs.shape[:-1])
     L = torch.linalg.cholesky(S_oo)
-    d = (z_obs - mean[obs])[:, None]
-    a = torch.cholesky_solve(d, L)                       # S_oo^-1 (z_o - mu_o)
-    mu = mean[mis] + (S_mo @ a)[:, 0]
+    d = (z_obs - mean[obs]).reshape(-1, int(obs.sum())).T        # (O, n)
+    mu = mean[mis][:, None] + S_mo @ torch.cholesky_solve(d, L)  # mu_m + S_mo S_oo^-1 (z_o - mu_o)
     sig = cov[mis][:, mis] - S_mo @ torch.cholesky_solve(S_mo.T, L)
     w = torch.linalg.solve_triangular(L, d, upper=False)
-    ll = -0.5 * (w ** 2).sum() - L.diagonal().log().sum() - 0.5 * len(d) * math.log(2 * math.pi)
-    return mu, sig, ll
+    ll = -0.5 * (w ** 2).sum(0) - L.diagonal().log().sum() - 0.5 * len(d) * math.log(2 * math.pi)
+    return mu.T.reshape(*z_obs.shape[:-1], -1), sig, ll.reshape(z_obs.shape[:-1])
 
 
-def _exact(model: GenerativeModel, x: Tensor, miss: Tensor, g: Tensor) -> Tensor:
+def _exact(model: GenerativeModel, x: Tensor, miss: Tensor, g: torch.Generator) -> Tensor:
+    """One draw per row; rows with the same missing pattern share the factorisations."""
     logw, means, tril = _mixture(model)
     covs = tril @ tril.transpose(1, 2)
     z, _ = model.pre(x.reshape(len(x), *model.spec.event_shape), g)
     z = z.reshape(len(x), -1).double()
     out = z.clone()
-    for r in torch.nonzero(miss.any(1)).flatten().tolist():
-        obs = ~miss[r]
-        parts = [conditional_gaussian(means[k], covs[k], z[r, obs], obs) for k in range(len(logw))]
-        resp = torch.softmax(logw + torch.stack([p[2] for p in parts]), 0)
-        k = int(torch.multinomial(resp, 1, generator=g))
-        mu, sig = parts[k][0], parts[k][1]
-        Ls = torch.linalg.cholesky(sig + 1e-10 * torch.eye(len(mu), dtype=sig.dtype))
-        out[r, ~obs] = mu + Ls @ torch.randn(len(mu), generator=g, dtype=torch.float64)
+    patterns, group = torch.unique(miss, dim=0, return_inverse=True)
+    for p, pat in enumerate(patterns):
+        rows = torch.nonzero(group == p).flatten()
+        obs = ~pat
+        if not pat.any():
+            continue
+        parts = [conditional_gaussian(means[k], covs[k], z[rows][:, obs], obs) for k in range(len(logw))]
+        resp = torch.softmax(logw + torch.stack([q[2] for q in parts], 1), 1)  # (n_rows, K)
+        comp = torch.multinomial(resp, 1, generator=g).flatten()
+        for k in comp.unique().tolist():
+            sel = comp == k
+            mu, sig = parts[k][0][sel], parts[k][1]
+            Ls = torch.linalg.cholesky(sig + 1e-10 * torch.eye(len(sig), dtype=sig.dtype))
+            eps = torch.randn(int(sel.sum()), len(sig), generator=g, dtype=torch.float64)
+            out[rows[sel].unsqueeze(1), torch.nonzero(pat).flatten()] = mu + eps @ Ls.T
     xo = model.pre.inverse(out.to(x.dtype).reshape(len(x), *model.spec.event_shape))
     return xo.reshape(len(x), -1)
 
@@ -143,14 +159,19 @@ def _target(model: GenerativeModel, x: Tensor) -> Tensor:
 
 def _mcmc(model: GenerativeModel, x: Tensor, miss: Tensor, g: torch.Generator, sweeps: int) -> Tensor:
     """Metropolis-within-Gibbs: per sweep, per missing coordinate j, a symmetric random-walk
-    proposal (±1..k levels for discrete data, N(0, (std_j / 2)^2) for continuous)."""
+    proposal (±1..k levels for discrete data, N(0, s_j^2) for continuous data, with s_j adapted
+    towards 44% acceptance during the first half of the sweeps, then frozen)."""
     spec = model.spec
     discrete = spec.is_discrete
-    scale = x.std(0).clamp_min(1e-3) / 2
+    scale = torch.ones(x.shape[1], dtype=torch.float64)  # start: the observed values' spread
+    for j in range(x.shape[1]):
+        v = x[~miss[:, j], j]
+        if len(v) > 1 and float(v.std()) > 0:
+            scale[j] = float(v.std())
     k = max(1, (spec.levels or 2) // 8) if discrete else 0
     cur, lp = x.clone(), _target(model, x)
     cols = torch.nonzero(miss.any(0)).flatten().tolist()
-    for _ in range(sweeps):
+    for sweep in range(sweeps):
         for j in cols:
             rows = torch.nonzero(miss[:, j]).flatten()
             prop = cur[rows].clone()
@@ -160,12 +181,14 @@ def _mcmc(model: GenerativeModel, x: Tensor, miss: Tensor, g: torch.Generator, s
                 ok = (prop[:, j] >= 0) & (prop[:, j] <= spec.levels - 1)
                 prop[~ok, j] = cur[rows[~ok], j]
             else:
-                prop[:, j] += scale[j] * torch.randn(len(rows), generator=g, dtype=prop.dtype)
+                prop[:, j] += float(scale[j]) * torch.randn(len(rows), generator=g, dtype=prop.dtype)
                 ok = torch.ones(len(rows), dtype=torch.bool)
             lp_new = _target(model, prop)
             acc = ok & (torch.rand(len(rows), generator=g, dtype=torch.float64).log() < lp_new - lp[rows])
             cur[rows[acc]] = prop[acc]
             lp[rows[acc]] = lp_new[acc]
+            if not discrete and sweep < sweeps // 2:
+                scale[j] *= math.exp(float(acc.double().mean()) - 0.44)
     return cur
 
 
@@ -176,3 +199,19 @@ def _pseudo_gibbs(model: GenerativeModel, x: Tensor, miss: Tensor, g: torch.Gene
         rec = model.decode(model.encode(cur.reshape(len(cur), *model.spec.event_shape)))
         cur = torch.where(miss, rec.reshape(len(cur), -1).to(cur.dtype), x)
     return cur
+
+
+def read_mask(mask: str, shape: tuple[int, ...], seed: int = 0) -> Tensor:
+    """A missing-value mask of ``shape``: ``mcar:RATE`` draws one (each entry missing with
+    probability RATE); otherwise a .npy file of booleans / 0-1 values (True = missing)."""
+    if mask.startswith("mcar:"):
+        rate = float(mask[5:])
+        if not 0 < rate < 1:
+            raise ValueError(f"--mask mcar:RATE needs 0 < RATE < 1, got {rate}")
+        return torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < rate
+    import numpy as np
+
+    m = torch.from_numpy(np.load(mask, allow_pickle=False))
+    if m.numel() != math.prod(shape):
+        raise ValueError(f"--mask {mask} has shape {tuple(m.shape)}; the data have shape {shape}")
+    return m.reshape(shape).to(torch.bool)
