@@ -13,7 +13,7 @@ Peak memory is the growth of ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` over 
 gmm / kde (moons, 10,000 training points): genlab's fit beside scikit-learn's GaussianMixture
 (128 full-covariance components, initialised with genlab's k-means init, the same number of EM
 iterations, equal per-example log-likelihood checked) and KernelDensity (bandwidth chosen from the
-same 20 candidates by validation likelihood; both on genlab's standardized points).
+same 20 candidates by validation likelihood; both on genlab's standardized points), all in float64.
 """
 from __future__ import annotations
 
@@ -123,15 +123,15 @@ def gmm_vs_sklearn(n_components: int, iters: int, repeats: int) -> list[dict]:
     from genlab.runs import build_model
     from genlab.train import Trainer, train_config
     s = data_splits("moons", n=12500)  # 10,000 training points
-    x = s.train.x
+    x = s.train.x.double()  # scikit-learn works in float64: genlab too here, to compare to 1e-6
     times: dict[str, list[float]] = {"genlab": [], "genlab_em": [], "sklearn": []}
     for _ in range(repeats):
-        model = build_model("gmm", s.train.spec, {"n_components": n_components, "tol": -math.inf}, 0)
+        model = build_model("gmm", s.train.spec, {"n_components": n_components, "tol": -math.inf}, 0).double()
         t0 = time.perf_counter()
         model.setup(x)
         setup_s = time.perf_counter() - t0
-        w, mu, L = model.weights.double(), model.means.double(), model.scale_tril.double()
-        z = model.pre(x, None)[0].double().numpy()
+        w, mu, L = model.weights.clone(), model.means.clone(), model.scale_tril.clone()  # fit() updates in place
+        z = model.pre(x, None)[0].numpy()
         prec = torch.cholesky_inverse(L).numpy()
         tc = train_config(get_family("gmm"), seed=0, device="cpu", epochs=iters, patience=None, progress=False)
         t0 = time.perf_counter()
@@ -146,14 +146,14 @@ def gmm_vs_sklearn(n_components: int, iters: int, repeats: int) -> list[dict]:
             warnings.simplefilter("ignore")  # tol=0 never "converges": a fixed iteration count
             sk.fit(z)
         times["sklearn"].append(time.perf_counter() - t0)
-    logdet = model.pre(x, None)[1].double()
-    ll_g = model.log_prob(x).double()
+    logdet = model.pre(x, None)[1]
+    ll_g = model.log_prob(x)
     ll_s = torch.from_numpy(sk.score_samples(z)) + logdet
     t0 = time.perf_counter()
-    model.log_prob(s.test.x)
+    model.log_prob(s.test.x.double())
     score_g = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sk.score_samples(model.pre(s.test.x, None)[0].double().numpy())
+    sk.score_samples(model.pre(s.test.x.double(), None)[0].numpy())
     score_s = time.perf_counter() - t0
     med = {k: statistics.median(v) for k, v in times.items()}
     return [{"model": "gmm", "library": "genlab", "fit_s": med["genlab"], "em_only_s": med["genlab_em"],
@@ -172,24 +172,25 @@ def kde_vs_sklearn(repeats: int) -> list[dict]:
     from genlab.runs import build_model
     from genlab.train import Trainer, train_config
     s = data_splits("moons", n=12500)
+    xt, xv, xs = s.train.x.double(), s.val.x.double(), s.test.x.double()
     fit: dict[str, list[float]] = {"genlab": [], "sklearn": []}
     for _ in range(repeats):
-        model = build_model("kde", s.train.spec, {}, 0)
+        model = build_model("kde", s.train.spec, {}, 0).double()
         t0 = time.perf_counter()
-        Trainer(model, train_config(get_family("kde"), device="cpu", progress=False)).fit(s.train.x, None, s.val.x)
+        Trainer(model, train_config(get_family("kde"), device="cpu", progress=False)).fit(xt, None, xv)
         fit["genlab"].append(time.perf_counter() - t0)
-        z, zv = (model.pre(v, None)[0].double().numpy() for v in (s.train.x, s.val.x))
+        z, zv = (model.pre(v, None)[0].numpy() for v in (xt, xv))
         t0 = time.perf_counter()
         scores = [KernelDensity(bandwidth=float(h)).fit(z).score_samples(zv).mean() for h in model.candidates()]
         best = float(model.candidates()[int(torch.tensor(scores).argmax())])
         kd = KernelDensity(bandwidth=best).fit(z)
         fit["sklearn"].append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    ll_g = model.log_prob(s.test.x).double()
+    ll_g = model.log_prob(xs)
     score_g = time.perf_counter() - t0
-    zt, logdet = model.pre(s.test.x, None)
+    zt, logdet = model.pre(xs, None)
     t0 = time.perf_counter()
-    ll_s = torch.from_numpy(kd.score_samples(zt.double().numpy())) + logdet.double()
+    ll_s = torch.from_numpy(kd.score_samples(zt.numpy())) + logdet
     score_s = time.perf_counter() - t0
     fg, fs = statistics.median(fit["genlab"]), statistics.median(fit["sklearn"])
     return [{"model": "kde", "library": "genlab", "fit_s": fg, "score_s": score_g, "test_nll": -ll_g.mean().item(),

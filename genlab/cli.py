@@ -384,6 +384,18 @@ def _add_task_parsers(sub) -> None:
     ip.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ip.add_argument("--out", default=None, help="write the draws to this .npy")
 
+    lp = sub.add_parser("interpolate", help="decode paths between encoded examples; attribute vectors",
+                        description="Linear or spherical interpolation between the codes of pairs of examples "
+                                    "(the run's test split, or --data) of a Latent family; with --attribute A,B, "
+                                    "add alpha * (mean code of class A - mean code of class B) to examples instead.")
+    lp.add_argument("run", help="run directory of a Latent family")
+    lp.add_argument("--data", default=None, help="data set name or file (default: the run's test split)")
+    lp.add_argument("--pairs", type=int, default=4, help="pairs (or examples for --attribute), default 4")
+    lp.add_argument("--steps", type=int, default=8, help="points along each path (default 8)")
+    lp.add_argument("--kind", default="slerp", help="slerp (default) or lerp")
+    lp.add_argument("--attribute", default=None, help="A,B: class labels whose mean codes give the vector")
+    lp.add_argument("--out", required=True, help="output .png (strips) or .npy")
+
 
 def cmd_outliers(args) -> int:
     from .tasks.outliers import detect_outliers
@@ -420,10 +432,45 @@ def cmd_impute(args) -> int:
     return 0
 
 
+def cmd_interpolate(args) -> int:
+    from .tasks.interpolate import apply_attribute, attribute_vector, interpolate, save_strips
+    from .tasks.runs import load_like, run_model_and_splits
+
+    model, splits = run_model_and_splits(args.run)
+    if args.data:
+        x, y = load_like(model, args.data)
+    elif splits is not None:
+        x, y = splits.test.x, splits.test.y
+    else:
+        raise ValueError(f"{args.run} does not record its data; pass --data")
+    if args.attribute:
+        a, b = (int(v) for v in args.attribute.split(","))
+        if y is None:
+            raise ValueError("--attribute needs labelled data")
+        vec = attribute_vector(model, x, y, a, b)
+        alphas = torch.linspace(-1, 1, args.steps).tolist()
+        rows = apply_attribute(model, x[y == b][:args.pairs], vec, alphas)
+        what = f"class {b} examples + alpha * (mean code {a} - mean code {b}), alpha = -1 .. 1"
+    else:
+        n = min(args.pairs, len(x) // 2)
+        rows = interpolate(model, x[:n], x[n:2 * n], args.steps, args.kind)
+        what = f"{args.kind} between {n} pairs of codes"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, rows.numpy())
+    elif out.suffix.lower() == ".png":
+        save_strips(rows, model.spec, str(out))
+    else:
+        raise ValueError(f"--out must end in .png or .npy, got {out.name!r}")
+    print(f"{what}: {tuple(rows.shape)} -> {out}")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "train": cmd_train, "resume": cmd_resume, "sample": cmd_sample, "eval": cmd_eval}
 COMMANDS["translate"] = cmd_translate
 COMMANDS.update(compare=cmd_compare, report=cmd_report)
-COMMANDS.update(outliers=cmd_outliers, impute=cmd_impute)
+COMMANDS.update(outliers=cmd_outliers, impute=cmd_impute, interpolate=cmd_interpolate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -199,9 +199,69 @@ def test_imputation_methods_and_not_supported():
     from genlab.runs import build_model
     from genlab.data import load_dataset
     spec = load_dataset("moons", n=64).spec
-    assert I.method_for(build_model("gan", spec, {"hidden": 8, "latent_dim": 2}, 0)) == "pseudo-gibbs"
+    assert I.method_for(build_model("vae", spec, {"hidden": 8, "latent_dim": 2}, 0)) == "pseudo-gibbs"
     assert I.method_for(build_model("made", spec, {"hidden": 8}, 0)) == "mcmc"
     with pytest.raises(NotSupported, match="no latent space"):
         I.method_for(build_model("cgan", load_dataset("digits", n=64).spec, {"hidden": 8, "latent_dim": 2}, 0))
     with pytest.raises(ValueError, match="mask must have the shape"):
         I.impute(build_model("gaussian", spec, {}, 0), torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.bool))
+
+
+# -- interpolation --------------------------------------------------------------------------------
+from genlab.tasks import interpolate as L  # noqa: E402
+
+
+def test_slerp_endpoints_norms_and_lerp():
+    g = torch.Generator().manual_seed(0)
+    z0, z1 = torch.randn(16, generator=g, dtype=torch.float64), torch.randn(16, generator=g, dtype=torch.float64)
+    z1 = z1 / z1.norm() * z0.norm()
+    p = L.slerp(z0, z1, 9)
+    torch.testing.assert_close(p[0], z0)
+    torch.testing.assert_close(p[-1], z1)
+    torch.testing.assert_close(p.norm(dim=1), torch.full((9,), float(z0.norm()), dtype=torch.float64))
+    angles = torch.arccos((p[:-1] * p[1:]).sum(1) / p[:-1].norm(dim=1) / p[1:].norm(dim=1))
+    torch.testing.assert_close(angles, angles.mean().expand(8))        # constant angular speed
+    assert L.lerp(z0, z1, 9)[4].norm() < z0.norm()                      # the chord cuts inside
+    torch.testing.assert_close(L.slerp(z0, 2 * z0, 3), L.lerp(z0, 2 * z0, 3))  # parallel: lerp
+
+
+def test_interpolation_and_attribute_on_a_latent_model(digits):
+    from genlab.runs import build_model
+    model = build_model("ae", digits.spec, {"hidden": 16, "latent_dim": 2}, 0).eval()
+    model.setup(digits.x)
+    x = digits.x[:4]
+    rows = L.interpolate(model, x[:2], x[2:4], steps=5, kind="lerp")
+    assert rows.shape == (2, 5, *digits.spec.event_shape)
+    z = model.encode(x)
+    torch.testing.assert_close(rows[:, 0], model.decode(z[:2]).reshape(2, *digits.spec.event_shape))
+    v = L.attribute_vector(model, digits.x, digits.y, 1, 0)
+    zz = model.encode(digits.x)
+    torch.testing.assert_close(v, zz[digits.y == 1].mean(0) - zz[digits.y == 0].mean(0))
+    out = L.apply_attribute(model, x[:1], v, [0.0, 1.0])
+    torch.testing.assert_close(out[0, 1], model.decode(z[:1] + v)[0])
+    gauss = build_model("gaussian", digits.spec, {}, 0)
+    with pytest.raises(NotSupported, match="no latent space"):
+        L.interpolate(gauss, x[:1], x[1:2])
+
+
+# -- command line, end to end ---------------------------------------------------------------------
+def test_cli_task_commands_end_to_end(tmp_path, capsys):
+    from genlab.cli import main
+    run = tmp_path / "run"
+    assert main(["train", "gaussian", "--data", "digits", "--out", str(run)]) == 0
+    assert main(["outliers", str(run), "--data", "digits", "-n", "40", "--out", str(tmp_path / "s.csv")]) == 0
+    text = capsys.readouterr().out
+    assert "typicality" in text and "complexity" in text and "ratio" in text
+    assert (tmp_path / "s.csv").read_text().startswith("nll,typicality,ratio,complexity")
+    assert main(["impute", str(run), "--data", "digits", "-n", "30", "--mask", "mcar:0.3",
+                 "--draws", "2", "--out", str(tmp_path / "d.npy")]) == 0
+    d = np.load(tmp_path / "d.npy")
+    assert d.shape == (2, 30, 1, 8, 8) and "exact-gaussian" in capsys.readouterr().out
+    assert main(["interpolate", str(run), "--out", str(tmp_path / "i.png")]) == 2   # not Latent
+    assert "no latent space" in capsys.readouterr().err
+    vae = tmp_path / "vae"
+    assert main(["train", "vae", "--data", "digits", "--epochs", "1", "--set", "hidden=16", "--set", "latent_dim=2",
+                 "--out", str(vae)]) == 0
+    assert main(["interpolate", str(vae), "--pairs", "2", "--steps", "4", "--out", str(tmp_path / "i.png")]) == 0
+    assert main(["interpolate", str(vae), "--attribute", "1,0", "--out", str(tmp_path / "a.npy")]) == 0
+    assert np.load(tmp_path / "a.npy").shape[1:] == (8, 1, 8, 8)
