@@ -1,13 +1,13 @@
 """genlab: one library and one command-line tool for every family of generative model."""
 from .data.spec import DataSpec, Kind
-from .protocol import (Batch, Conditional, Density, Energy, GenerativeModel, Latent, Loss,
-                       NotSupported, Objective)
+from .protocol import (Batch, Conditional, Density, Energy, GaussianMixtureForm, GenerativeModel,
+                       Imputer, Latent, Loss, NotSupported, Objective)
 from .registry import families, get_family, make, register
 
 __version__ = "0.1.0"
 
-__all__ = ["DataSpec", "Kind", "Batch", "Conditional", "Density", "Energy", "GenerativeModel",
-           "Latent", "Loss", "NotSupported", "Objective", "families", "get_family", "make",
+__all__ = ["DataSpec", "Kind", "Batch", "Conditional", "Density", "Energy", "GaussianMixtureForm",
+           "GenerativeModel", "Imputer", "Latent", "Loss", "NotSupported", "Objective", "families", "get_family", "make",
            "register", "load", "save", "Estimator", "GenerativeClassifier", "Trainer", "load_dataset"]
 
 

@@ -271,3 +271,21 @@ class Energy:
 
 class Conditional:
     """Mixin: ``condition=`` class labels are honoured by ``sample`` and ``log_prob``."""
+
+
+class GaussianMixtureForm:
+    """Mixin: the model-space density is a mixture of full-covariance Gaussians over the flattened
+    example, so conditionals (imputation) are closed form."""
+
+    def mixture(self) -> tuple[Tensor, Tensor, Tensor]:  # pragma: no cover - interface
+        """(log weights (K,), means (K, D), scale_tril (K, D, D)) in model space."""
+        raise NotImplementedError
+
+
+class Imputer:
+    """Mixin: the family fills missing entries itself, exactly: ``impute(x, missing, method,
+    generator)`` with ``method`` ``"mode"`` (posterior mode) or ``"sample"`` (posterior draw)."""
+
+    def impute(self, x: Tensor, missing: Tensor, method: str = "mode",
+               generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError

@@ -23,7 +23,7 @@ from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
 from ..pgm import inference as inf
 from ..pgm import learn
-from ..protocol import Batch, Density, GenerativeModel, Loss, NotSupported, Objective
+from ..protocol import Batch, Density, GenerativeModel, Imputer, Loss, NotSupported, Objective
 from ..registry import register
 
 
@@ -44,7 +44,7 @@ class BayesNetConfig:
 
 
 @register("bayesnet")
-class BayesNet(GenerativeModel):
+class BayesNet(GenerativeModel, Imputer):
     """Discrete Bayesian network: exact inference, Chow-Liu / hill-climbing structure, BIF.
 
     Buffers: ``parent_table`` (D, P) int64 parent indices padded with -1, and ``cpt_flat``

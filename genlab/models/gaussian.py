@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..protocol import Batch, Density, GenerativeModel, Loss, Objective
+from ..protocol import Batch, Density, GaussianMixtureForm, GenerativeModel, Loss, Objective
 from ..registry import register
 
 
@@ -69,7 +69,7 @@ def gaussian_log_prob(z: Tensor, mean: Tensor, scale_tril: Tensor) -> Tensor:
 
 
 @register("gaussian")
-class Gaussian(GenerativeModel):
+class Gaussian(GenerativeModel, GaussianMixtureForm):
     """A single full-covariance Gaussian over the flattened model-space example.
 
     Buffers: ``mean`` (D,) and ``scale_tril`` (D, D), the Cholesky factor of the covariance.
@@ -99,6 +99,10 @@ class Gaussian(GenerativeModel):
         self.scale_tril.copy_(tril)
         nll = -(self._log_prob(z) + logdet).mean()
         return Loss(nll, {"nll": nll.item()}, done=True)
+
+    def mixture(self) -> tuple[Tensor, Tensor, Tensor]:
+        """A one-component mixture: (log weights (1,), means (1, D), scale_tril (1, D, D))."""
+        return self.mean.new_zeros(1), self.mean[None], self.scale_tril[None]
 
     def _log_prob(self, z: Tensor, *, condition: Tensor | None = None,
                   generator: torch.Generator | None = None) -> Tensor:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..protocol import Batch, Density, GenerativeModel, Loss, Objective
+from ..protocol import Batch, Density, GaussianMixtureForm, GenerativeModel, Loss, Objective
 from ..registry import register
 from .gaussian import psd_cholesky
 
@@ -86,7 +86,7 @@ def kmeans(z: Tensor, k: int, iters: int, generator: torch.Generator) -> Tensor:
 
 
 @register("gmm")
-class GMM(GenerativeModel):
+class GMM(GenerativeModel, GaussianMixtureForm):
     """Gaussian mixture over the flattened model-space example (full covariances, EM).
 
     Buffers: ``weights`` (K,), ``means`` (K, D), ``scale_tril`` (K, D, D).
@@ -150,6 +150,10 @@ class GMM(GenerativeModel):
         nll = -(ll + logdet).mean()
         logs = {"nll": nll.item()} | ({"gain": gain} if math.isfinite(gain) else {})
         return Loss(nll, logs, done=gain < self.config.tol)
+
+    def mixture(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(log weights (K,), means (K, D), scale_tril (K, D, D)) in model space."""
+        return self.weights.log(), self.means, self.scale_tril
 
     def _log_prob(self, z: Tensor, *, condition: Tensor | None = None,
                   generator: torch.Generator | None = None) -> Tensor:

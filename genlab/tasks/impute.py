@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..protocol import Density, Energy, GenerativeModel, Latent, NotSupported
+from ..protocol import Density, Energy, GaussianMixtureForm, GenerativeModel, Imputer, Latent, NotSupported
 
 
 def _check(model: GenerativeModel, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -38,7 +38,7 @@ def method_for(model: GenerativeModel) -> str:
     """The imputation method ``impute`` uses for ``model``, or raise `NotSupported`."""
     if _mixture(model) is not None:
         return "exact-gaussian"
-    if callable(getattr(model, "impute", None)):
+    if isinstance(model, Imputer):
         return "model"
     if model.density is Density.EXACT or (model.density is Density.UNNORMALIZED and isinstance(model, Energy)):
         return "mcmc"
@@ -84,16 +84,11 @@ def impute(model: GenerativeModel, x: Tensor, mask: Tensor, n_draws: int = 5,
 
 # -- exact: Gaussian mixtures ---------------------------------------------------------------------
 def _mixture(model: GenerativeModel) -> tuple[Tensor, Tensor, Tensor] | None:
-    """(log weights (K,), means (K, D), scale_tril (K, D, D)) of a Gaussian / GMM model, else None."""
-    from ..models.gaussian import Gaussian
-    from ..models.gmm import GMM
-
-    if isinstance(model, GMM):
-        return model.weights.log().double(), model.means.double(), model.scale_tril.double()
-    if isinstance(model, Gaussian):
-        return (torch.zeros(1, dtype=torch.float64), model.mean.double()[None],
-                model.scale_tril.double()[None])
-    return None
+    """(log weights (K,), means (K, D), scale_tril (K, D, D)) in float64 of a model whose density
+    is a Gaussian mixture (`GaussianMixtureForm`), else None."""
+    if not isinstance(model, GaussianMixtureForm):
+        return None
+    return tuple(t.double() for t in model.mixture())
 
 
 def conditional_gaussian(mean: Tensor, cov: Tensor, z_obs: Tensor, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
