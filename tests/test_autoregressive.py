@@ -225,3 +225,21 @@ def test_transformer_continues_a_prompt(tmp_path):
     assert set("".join(texts)) <= set(ds.spec.vocab)
     with pytest.raises(ValueError, match="prompt"):
         model.sample_text(1, "x" * 64)
+
+
+def test_made_with_many_levels_uses_a_logistic_mixture_that_sums_to_one():
+    """Above 64 levels `output=auto` swaps the softmax for a discretized logistic mixture (a
+    softmax would need D x levels outputs); it is still a normalised distribution."""
+    from genlab.data import DataSpec
+    spec = DataSpec((2,), "discrete", levels=100)
+    torch.manual_seed(0)
+    model = genlab.make("made", spec, hidden=16, depth=1).double()
+    assert model.output == "logistic_mixture"
+    grid = torch.cartesian_prod(torch.arange(100.), torch.arange(100.)).double()
+    model.setup(grid)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        total = model.log_prob(grid).exp().sum()
+    assert abs(float(total) - 1) < 1e-6
+    assert genlab.make("made", DataSpec((2,), "discrete", levels=17)).output == "softmax"

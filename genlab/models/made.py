@@ -37,12 +37,30 @@ class MADEConfig:
     n_orders: int = field(default=1, metadata={
         "help": "orderings / mask sets for order-agnostic training; log_prob is their ensemble"})
     components: int = field(default=10, metadata={
-        "help": "Gaussians per entry in the mixture conditional (continuous data only)"})
+        "help": "mixture components per entry: Gaussians (continuous data) or discretized "
+                "logistics (output=logistic_mixture)"})
+    output: str = field(default="auto", metadata={
+        "help": "conditional of an ordered discrete entry: softmax | logistic_mixture | auto "
+                "(softmax up to 64 levels; above, a softmax's D x levels outputs make the net "
+                "huge: 261M parameters on 28x28x256, so a discretized logistic mixture)"})
     direct: bool = field(default=True, metadata={
         "help": "masked linear connection from the input straight to the output"})
     mask_seed: int = field(default=0, metadata={"help": "seed of the orderings and hidden degrees"})
     temperature: float = field(default=1.0, metadata={
         "help": "sampling temperature (softmax logits / T; Gaussian scales * T); 1 = the model"})
+
+
+SOFTMAX_MAX_LEVELS = 64
+
+
+def resolve_output(spec: DataSpec, choice: str) -> str:
+    """``softmax`` or ``logistic_mixture`` for ``spec`` (see `MADEConfig.output`)."""
+    if choice not in ("auto", "softmax", "logistic_mixture"):
+        raise ValueError(f"made.output must be auto, softmax or logistic_mixture, got {choice!r}")
+    if choice != "auto":
+        return choice
+    ordered = spec.kind in (Kind.DISCRETE, Kind.BINARY)
+    return "logistic_mixture" if ordered and spec.levels > SOFTMAX_MAX_LEVELS else "softmax"
 
 
 @register("made")
@@ -60,14 +78,15 @@ class MADE(GenerativeModel):
         if config.hidden < 1 or config.depth < 1 or config.n_orders < 1:
             raise ValueError("made: hidden, depth and n_orders must be >= 1")
         check_temperature(config.temperature)
-        self.head = make_head(spec, config.components)
+        self.output = resolve_output(spec, config.output)
+        self.head = make_head(spec, config.components, self.output)
         one_hot = spec.kind in (Kind.CATEGORICAL, Kind.TEXT)
         self.net = MaskedMLP(spec.dim, (config.hidden,) * config.depth, spec.levels if one_hot else 1,
                              self.head.n_params, n_masks=config.n_orders, seed=config.mask_seed,
                              direct=config.direct)
 
     def make_preprocess(self, spec: DataSpec) -> Preprocess:
-        return make_preprocess(spec)
+        return make_preprocess(spec, resolve_output(spec, self.config.output))
 
     # -- maths in model space --------------------------------------------------------------------
     def conditionals(self, z: Tensor, which: int = 0) -> Tensor:
@@ -79,7 +98,7 @@ class MADE(GenerativeModel):
             (batch, D, n_params); row ``d`` depends only on the entries before ``d`` in
             ordering ``which`` (``self.net.orders[which]``).
         """
-        return self.net(input_features(self.spec, z.flatten(1)).flatten(1), which)
+        return self.net(input_features(self.spec, z.flatten(1), self.output).flatten(1), which)
 
     def log_prob_order(self, z: Tensor, which: int) -> Tensor:
         """``log p_k(z)`` under ordering ``k = which``: (batch,)."""
