@@ -1,6 +1,7 @@
 """The scikit-learn face: ``Estimator(family, **config)`` with fit / score_samples / score /
 sample / transform / inverse_transform, and get_params / set_params so that
-``sklearn.base.clone`` and ``GridSearchCV`` work.
+``sklearn.base.clone`` and ``GridSearchCV`` work. ``transform`` gives latent codes, so an Estimator
+is the first step of a ``Pipeline`` (e.g. codes -> ``LogisticRegression``; ``bench/represent.py``).
 
 Example:
     >>> from sklearn.datasets import load_digits
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from .data.spec import DataSpec, Kind
 from .protocol import Latent, NotSupported
@@ -23,6 +24,7 @@ from .train import TrainConfig, Trainer, train_config
 
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("progress", "device"))
 _OWN_KEYS = ("family", "data_kind", "levels", "val_fraction", "verbose", "device")
+_ENCODE_BATCH = 1024  # examples per encode call in transform (bounds memory, e.g. DDIM on 28x28)
 
 
 def infer_spec(X: np.ndarray, kind: str = "auto", levels: int | None = None,
@@ -50,7 +52,7 @@ def infer_spec(X: np.ndarray, kind: str = "auto", levels: int | None = None,
     return DataSpec(shape, Kind(kind), levels if kind != "continuous" else None, num_classes)
 
 
-class Estimator(BaseEstimator):
+class Estimator(TransformerMixin, BaseEstimator):
     """Any genlab family as a scikit-learn density estimator.
 
     Args:
@@ -153,12 +155,26 @@ class Estimator(BaseEstimator):
         return x.cpu().numpy().reshape(n_samples, *self.input_shape_)
 
     def transform(self, X) -> np.ndarray:
-        """Latent codes of ``X`` (latent families only): (n_samples, latent_dim)."""
+        """Latent codes of ``X: (n_samples, *event_shape)`` -> (n_samples, latent_dim), from the
+        model's ``encode``: posterior means for vae / iwae, the encoder output for ae / wae, the
+        base-space point for flows and i-ResNet, the DDIM x_T for ddpm, P(h = 1 | v) for rbm.
+
+        Deterministic: the same ``X`` gives the same codes. Families that dequantize discrete data
+        draw that noise from a fixed seed per call of ``encode`` (batches of 1024 rows), so a row's
+        code can depend on its place in ``X``; on continuous data, or with a noise-free
+        preprocessing (vae's discretized logistic), each row's code depends on that row only.
+        ``fit_transform(X, y)`` fits with ``y`` (as a ``Pipeline`` does): conditional families
+        (vae, flows, ddpm) then also see labels in training; codes are computed without them.
+        Families without ``Latent``, and gan (no encoder), raise `NotSupported` with the reason.
+        """
         self._check_fitted()
         if not isinstance(self.model_, Latent):
-            raise NotSupported(f"{self.family} has no latent space; transform needs ae, vae, gan or a flow")
+            raise NotSupported(f"{self.family} has no latent space; transform needs a Latent family "
+                               "(ae, vae, iwae, wae, a flow, iresnet, ddpm, rbm)")
+        x = self.model_.check_input(_as_array(X))
         with torch.no_grad():
-            return self.model_.encode(self.model_.check_input(_as_array(X))).cpu().numpy()
+            codes = [self.model_.encode(x[i:i + _ENCODE_BATCH]) for i in range(0, len(x), _ENCODE_BATCH)]
+        return torch.cat(codes).reshape(len(x), -1).cpu().numpy()
 
     def inverse_transform(self, Z) -> np.ndarray:
         """Examples decoded from latent codes ``Z``, shaped like the training ``X``."""

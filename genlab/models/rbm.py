@@ -25,7 +25,7 @@ from ..data.preprocess import Preprocess, default_preprocess
 from ..data.spec import DataSpec, Kind
 from ..metrics.ais import rbm_ais
 from ..metrics.likelihood import Estimate
-from ..protocol import Batch, Density, Energy, GenerativeModel, Loss, NotSupported, Objective
+from ..protocol import Batch, Density, Energy, GenerativeModel, Latent, Loss, NotSupported, Objective
 from ..registry import register
 from ..samplers.gibbs import block_gibbs
 
@@ -48,7 +48,7 @@ class RBMConfig:
 
 
 @register("rbm")
-class RBM(GenerativeModel, Energy):
+class RBM(GenerativeModel, Energy, Latent):
     """Restricted Boltzmann machine (Bernoulli or Gaussian visible), CD-k / PCD, AIS log Z.
 
     Parameters ``W`` (D, H), ``b`` (D,), ``c`` (H,); buffers ``chains`` (fantasy particles,
@@ -150,6 +150,29 @@ class RBM(GenerativeModel, Energy):
             v = torch.bernoulli(torch.sigmoid(self.base).expand(n, -1), generator=generator)
         v = self.gibbs(v, self.config.sample_steps, generator)  # draws, not means: samples follow the model
         return v.reshape(n, *self.spec.event_shape)
+
+    # -- Latent: hidden-unit probabilities ------------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        return self.config.hidden
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Codes ``P(h_j = 1 | v) = sigmoid(c + v W)`` (the usual RBM features, Hinton 2010 sec. 16):
+        x: (batch, *event_shape) data space -> (batch, H); dequantization noise has a fixed seed."""
+        x = self.check_input(x)
+        z, _ = self.pre(x, torch.Generator(device=x.device).manual_seed(0))
+        return torch.sigmoid(z.reshape(len(x), -1) @ self.W + self.c)
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """Mean visible units ``E[v | h] = b + W h`` (Bernoulli: sigmoid of it) for codes
+        (batch, H) in [0, 1] (mean field) -> (batch, *event_shape) in data space."""
+        W = self.W
+        h = torch.as_tensor(codes, dtype=W.dtype, device=W.device).reshape(-1, self.config.hidden)
+        mean = h @ W.T + self.b
+        v = mean if self.gaussian else torch.sigmoid(mean)
+        return self.pre.inverse(v.reshape(len(h), *self.spec.event_shape))
 
     # -- normalization --------------------------------------------------------------------------
     @torch.no_grad()

@@ -4,5 +4,6 @@ Each task works for every family with the capability it needs (decided from ``de
 the mixins, never from the family's name) and raises `NotSupported` with the reason otherwise.
 """
 from .classify import GenerativeClassifier
+from .estimators import GenerativeImputer, GenerativeOutlierDetector
 
-__all__ = ["GenerativeClassifier"]
+__all__ = ["GenerativeClassifier", "GenerativeImputer", "GenerativeOutlierDetector"]

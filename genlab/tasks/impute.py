@@ -1,16 +1,25 @@
 """Missing-data imputation: draws from p(missing | observed) under a trained model.
 
-`impute(model, x, mask, n_draws, generator)` picks the method from what the model offers:
+`impute(model, x, mask, n_draws, generator)` picks the method from what the model offers
+(`method_for`; capabilities, never family names):
 
-* Gaussian and Gaussian-mixture families: exact. Per row, the mixture's conditional given the
-  observed entries is again a mixture, with responsibilities ``r_k ∝ w_k N(z_o; mu_ko, S_koo)``
-  and components ``N(mu_km + S_kmo S_koo^-1 (z_o - mu_ko), S_kmm - S_kmo S_koo^-1 S_kom)``
-  (Bishop 2006, eqs. 2.81-2.82), computed in the model space of the model's preprocessing.
-* Families with their own exact ``impute(x, missing, method, generator)`` (bayesnet): called.
-* Other exact densities and energies: Metropolis-within-Gibbs on ``log p`` (or ``-E``),
-  one coordinate at a time (random-walk proposals on the data's levels or scale).
-* Latent families with a bound (VAEs): pseudo-Gibbs (Rezende et al. 2014, sec. 5): encode the
-  completed example, decode, replace the missing entries, repeat; draws differ by their start.
+* ``exact-gaussian``: Gaussian and Gaussian-mixture densities. Per row, the conditional given the
+  observed entries is a mixture with responsibilities ``r_k ∝ w_k N(z_o; mu_ko, S_koo)`` and
+  components ``N(mu_km + S_kmo S_koo^-1 (z_o - mu_ko), S_kmm - S_kmo S_koo^-1 S_kom)`` (Bishop
+  2006, eqs. 2.81-2.82), in the model space of the model's preprocessing.
+* ``model``: families with their own exact ``impute(x, missing, method, generator)`` (bayesnet).
+* ``repaint``: Gaussian diffusion models, RePaint conditioning (Lugmayr et al. 2022;
+  `impute_diffusion`), optionally with resampling (``jump``, ``resample``).
+* ``ancestral``: autoregressive models, for rows whose missing entries come last in the model's
+  order: exact draws (`impute_ar`). Other rows fall back to ``mcmc``; the method is then
+  ``ancestral+mcmc`` (or ``mcmc`` when no row qualifies), and ``info["note"]`` says how many.
+* ``mwg`` (default for VAEs) / ``pseudo-gibbs``: Metropolis-within-Gibbs with the encoder as
+  proposal (Mattei & Frellsen 2018) / sampling pseudo-Gibbs (Rezende et al. 2014, sec. 5);
+  `impute_vae`.
+* ``mcmc``: other exact or bound densities and energies: Metropolis-within-Gibbs on ``log p``
+  (or the bound, or ``-E``), one coordinate at a time (`impute_mcmc`).
+* ``projection``: latent models without a likelihood (autoencoders): ``decode(encode(x))``
+  iterated on the missing entries; deterministic, so draws differ only by their start.
 
 Shapes: ``x`` and ``mask`` are (n, *event_shape) (or (n, D)); ``mask`` is True where missing.
 Returns (n_draws, n, *event_shape) in data space, observed entries copied from ``x``.
@@ -23,63 +32,138 @@ import torch
 from torch import Tensor
 
 from ..protocol import Density, Energy, GaussianMixtureForm, GenerativeModel, Imputer, Latent, NotSupported
+from .impute_ar import ancestral, ar_view, missing_last
+from .impute_diffusion import is_diffusion, repaint
+from .impute_mcmc import mcmc, projection, start
+from .impute_vae import is_vae, vae_chain
+
+METHODS = ("exact-gaussian", "model", "repaint", "ancestral", "ancestral+mcmc", "mwg", "pseudo-gibbs",
+           "mcmc", "projection")
 
 
 def _check(model: GenerativeModel, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     x = torch.as_tensor(x)
     mask = torch.as_tensor(mask).to(torch.bool)
-    if mask.shape != x.shape:
+    if mask.shape != x.shape and mask.reshape(len(mask), -1).shape != x.reshape(len(x), -1).shape:
         raise ValueError(f"mask must have the shape of x {tuple(x.shape)}, got {tuple(mask.shape)}")
+    mask = mask.reshape(x.shape)
     x = torch.where(mask, torch.zeros((), dtype=x.dtype), x)  # missing values (NaN too) ignored
     return model.check_input(x).reshape(len(x), -1), mask.reshape(len(x), -1)
 
 
-def method_for(model: GenerativeModel) -> str:
-    """The imputation method ``impute`` uses for ``model``, or raise `NotSupported`."""
-    if _mixture(model) is not None:
+def _has_density(model: GenerativeModel) -> bool:
+    return model.density in (Density.EXACT, Density.BOUND) or (
+        model.density is Density.UNNORMALIZED and isinstance(model, Energy))
+
+
+def method_for(model: GenerativeModel, mask: Tensor | None = None) -> str:
+    """The imputation method ``impute`` uses for ``model`` (and ``mask``, which decides between
+    ``ancestral``, ``ancestral+mcmc`` and ``mcmc`` for autoregressive models; without a mask
+    they report ``ancestral+mcmc``), or raise `NotSupported`."""
+    if isinstance(model, GaussianMixtureForm):
         return "exact-gaussian"
     if isinstance(model, Imputer):
         return "model"
-    if model.density is Density.EXACT or (model.density is Density.UNNORMALIZED and isinstance(model, Energy)):
+    if is_diffusion(model):
+        return "repaint"
+    if is_vae(model):
+        return "mwg"
+    if model.density is Density.EXACT and ar_view(model) is not None:
+        if mask is None:
+            return "ancestral+mcmc"
+        last = missing_last(ar_view(model)[0].cpu(), torch.as_tensor(mask).reshape(len(mask), -1).bool().cpu())
+        return "ancestral" if bool(last.all()) else "ancestral+mcmc" if bool(last.any()) else "mcmc"
+    if _has_density(model):
         return "mcmc"
     if isinstance(model, Latent):
-        return "pseudo-gibbs"
+        return "projection"
     raise NotSupported(f"{model.name}: density is '{model.density.value}' and it has no latent space, so "
                        "p(missing | observed) is out of reach; use a family with a likelihood or an encoder")
 
 
+def _require(method: str, model: GenerativeModel) -> None:
+    ok = {"exact-gaussian": isinstance(model, GaussianMixtureForm), "model": isinstance(model, Imputer),
+          "repaint": is_diffusion(model), "ancestral": ar_view(model) is not None,
+          "ancestral+mcmc": ar_view(model) is not None, "mwg": is_vae(model), "pseudo-gibbs": is_vae(model),
+          "mcmc": _has_density(model), "projection": isinstance(model, Latent)}
+    if method not in ok:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if not ok[method]:
+        raise NotSupported(f"{model.name}: imputation method {method!r} needs a capability this model lacks "
+                           f"(see genlab.tasks.impute); its own method is {method_for(model)!r}")
+
+
 def impute(model: GenerativeModel, x: Tensor, mask: Tensor, n_draws: int = 5,
-           generator: torch.Generator | None = None, *, sweeps: int = 20, method: str | None = None) -> Tensor:
+           generator: torch.Generator | None = None, *, sweeps: int = 20, method: str | None = None,
+           steps: int | None = None, jump: int = 1, resample: int = 1, info: dict | None = None) -> Tensor:
     """Draws of the missing entries (see the module docstring): (n_draws, n, *event_shape).
 
-    ``sweeps``: MCMC / pseudo-Gibbs passes over the missing coordinates. ``method``: force
-    ``mcmc`` (any exact density or energy) instead of `method_for`'s choice.
+    Args:
+        sweeps: MCMC / Gibbs passes over the missing coordinates (mcmc, mwg, pseudo-gibbs,
+            projection).
+        method: force one of `METHODS` instead of `method_for`'s choice.
+        steps, jump, resample: RePaint's respaced chain length (None: the model's
+            ``sample_steps``) and resampling schedule (`impute_diffusion.repaint_path`).
+        info: a dict to receive ``method``, ``note`` and (mwg / pseudo-gibbs) ``acceptance``.
     """
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     xf, miss = _check(model, x, mask)
-    method = method or method_for(model)
-    if method == "mcmc" and model.density is not Density.EXACT and not isinstance(model, Energy):
-        raise NotSupported(f"{model.name}: MCMC imputation needs an exact density or an energy")
-    if method not in ("exact-gaussian", "model", "mcmc", "pseudo-gibbs"):
-        raise ValueError(f"method must be exact-gaussian, model, mcmc or pseudo-gibbs, got {method!r}")
+    method = method or method_for(model, miss)
+    _require(method, model)
+    info = {} if info is None else info
+    info.update(method=method, note="")
     with torch.no_grad():
         if method == "exact-gaussian":
             out = torch.stack([_exact(model, xf, miss, g) for _ in range(n_draws)])
         elif method == "model":
-            out = torch.stack([model.impute(xf.reshape(len(xf), *model.spec.event_shape),
-                                            miss.reshape(len(xf), *model.spec.event_shape),
-                                            method="sample", generator=g).reshape(len(xf), -1).to(xf.dtype)
-                               for _ in range(n_draws)])
+            shape = (len(xf), *model.spec.event_shape)
+            out = torch.stack([model.impute(xf.reshape(shape), miss.reshape(shape), method="sample", generator=g)
+                               .reshape(len(xf), -1).to(xf.dtype) for _ in range(n_draws)])
         else:
-            rows = xf.repeat(n_draws, 1)
-            m = miss.repeat(n_draws, 1)
-            start = _start(model, rows, m, g)
-            run = _mcmc if method == "mcmc" else _pseudo_gibbs
-            out = run(model, start, m, g, sweeps).reshape(n_draws, len(xf), -1)
+            rows, m = xf.repeat(n_draws, 1), miss.repeat(n_draws, 1)
+            out = _chain(model, method, start(model, rows, m, g), m, g, sweeps, steps, jump, resample, info)
+            out = out.reshape(n_draws, len(xf), -1)
     out = torch.where(miss, out, xf)
     return out.reshape(n_draws, len(xf), *model.spec.event_shape)
+
+
+def _model_space(model: GenerativeModel, x: Tensor, g: torch.Generator) -> Tensor:
+    return model.pre(x.reshape(len(x), *model.spec.event_shape), g)[0].reshape(len(x), -1)
+
+
+def _data_space(model: GenerativeModel, z: Tensor) -> Tensor:
+    return model.pre.inverse(z.reshape(len(z), *model.spec.event_shape)).reshape(len(z), -1)
+
+
+def _chain(model, method, x, miss, g, sweeps, steps, jump, resample, info) -> Tensor:
+    """The sampling methods on rows ``x`` (n, D) data space, started at `start`'s fill."""
+    if method == "mcmc":
+        return mcmc(model, x, miss, g, sweeps)
+    if method == "projection":
+        return projection(model, x, miss, g, sweeps)
+    if method == "repaint":
+        return _data_space(model, repaint(model, _model_space(model, x, g), miss, g, steps, jump, resample))
+    if method in ("mwg", "pseudo-gibbs"):
+        z, rate = vae_chain(model, _model_space(model, x, g), miss, g, sweeps, metropolis=method == "mwg")
+        info["acceptance"] = rate
+        return _data_space(model, z)
+    # ancestral (+ mcmc for the rows whose missing entries do not come last)
+    last = missing_last(ar_view(model)[0].cpu(), miss.cpu()).to(x.device)
+    if method == "ancestral" and not bool(last.all()):
+        raise ValueError(f"method='ancestral' needs the missing entries of every row to come last in the "
+                         f"model's order; {int((~last).sum())} of {len(last)} rows do not. Use method=None "
+                         "(ancestral where possible, MCMC for the rest) or method='mcmc'")
+    out = x.clone()
+    if bool(last.any()):
+        z = ancestral(model, _model_space(model, x[last], g), miss[last], g)
+        out[last] = _data_space(model, z).to(x.dtype)
+    if not bool(last.all()):
+        out[~last] = mcmc(model, x[~last], miss[~last], g, sweeps)
+    info["note"] = (f"{int(last.sum())} of {len(last)} rows (draws included) have their missing entries last in "
+                    f"the model's order: exact ancestral draws; {int((~last).sum())} by Metropolis-within-Gibbs")
+    return out
 
 
 # -- exact: Gaussian mixtures ---------------------------------------------------------------------
@@ -132,68 +216,6 @@ def _exact(model: GenerativeModel, x: Tensor, miss: Tensor, g: torch.Generator) 
             out[rows[sel].unsqueeze(1), torch.nonzero(pat).flatten()] = mu + eps @ Ls.T
     xo = model.pre.inverse(out.to(x.dtype).reshape(len(x), *model.spec.event_shape))
     return xo.reshape(len(x), -1)
-
-
-# -- approximate: MCMC and pseudo-Gibbs -----------------------------------------------------------
-def _start(model: GenerativeModel, x: Tensor, miss: Tensor, g: torch.Generator) -> Tensor:
-    """Fill missing entries with random observed values of the same column (or 0 if none)."""
-    out = x.clone()
-    for j in torch.nonzero(miss.any(0)).flatten().tolist():
-        seen = x[~miss[:, j], j]
-        k = int(miss[:, j].sum())
-        out[miss[:, j], j] = seen[torch.randint(len(seen), (k,), generator=g)] if len(seen) else 0.0
-    return out
-
-
-def _target(model: GenerativeModel, x: Tensor) -> Tensor:
-    x = x.reshape(len(x), *model.spec.event_shape)
-    if model.density is Density.EXACT:
-        return model.log_prob(x).double()
-    return -model.energy(x).double()
-
-
-def _mcmc(model: GenerativeModel, x: Tensor, miss: Tensor, g: torch.Generator, sweeps: int) -> Tensor:
-    """Metropolis-within-Gibbs: per sweep, per missing coordinate j, a symmetric random-walk
-    proposal (±1..k levels for discrete data, N(0, s_j^2) for continuous data, with s_j adapted
-    towards 44% acceptance during the first half of the sweeps, then frozen)."""
-    spec = model.spec
-    discrete = spec.is_discrete
-    scale = torch.ones(x.shape[1], dtype=torch.float64)  # start: the observed values' spread
-    for j in range(x.shape[1]):
-        v = x[~miss[:, j], j]
-        if len(v) > 1 and float(v.std()) > 0:
-            scale[j] = float(v.std())
-    k = max(1, (spec.levels or 2) // 8) if discrete else 0
-    cur, lp = x.clone(), _target(model, x)
-    cols = torch.nonzero(miss.any(0)).flatten().tolist()
-    for sweep in range(sweeps):
-        for j in cols:
-            rows = torch.nonzero(miss[:, j]).flatten()
-            prop = cur[rows].clone()
-            if discrete:
-                step = torch.randint(1, k + 1, (len(rows),), generator=g) * (2 * torch.randint(0, 2, (len(rows),), generator=g) - 1)
-                prop[:, j] += step.to(prop.dtype)
-                ok = (prop[:, j] >= 0) & (prop[:, j] <= spec.levels - 1)
-                prop[~ok, j] = cur[rows[~ok], j]
-            else:
-                prop[:, j] += float(scale[j]) * torch.randn(len(rows), generator=g, dtype=prop.dtype)
-                ok = torch.ones(len(rows), dtype=torch.bool)
-            lp_new = _target(model, prop)
-            acc = ok & (torch.rand(len(rows), generator=g, dtype=torch.float64).log() < lp_new - lp[rows])
-            cur[rows[acc]] = prop[acc]
-            lp[rows[acc]] = lp_new[acc]
-            if not discrete and sweep < sweeps // 2:
-                scale[j] *= math.exp(float(acc.double().mean()) - 0.44)
-    return cur
-
-
-def _pseudo_gibbs(model: GenerativeModel, x: Tensor, miss: Tensor, g: torch.Generator, sweeps: int) -> Tensor:
-    """Rezende et al. (2014) sec. 5: x_miss <- decode(encode(x)) restricted to the missing entries."""
-    cur = x.clone()
-    for _ in range(sweeps):
-        rec = model.decode(model.encode(cur.reshape(len(cur), *model.spec.event_shape)))
-        cur = torch.where(miss, rec.reshape(len(cur), -1).to(cur.dtype), x)
-    return cur
 
 
 def read_mask(mask: str, shape: tuple[int, ...], seed: int = 0) -> Tensor:

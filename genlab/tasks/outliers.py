@@ -28,7 +28,7 @@ from torch import Tensor
 from ..metrics import log_likelihoods
 from ..protocol import Density, Energy, GenerativeModel, NotSupported
 
-COMPRESSORS = ("png", "zlib", "lzma")
+COMPRESSORS = ("png", "webp", "zlib", "lzma")
 
 
 def check_scorable(model: GenerativeModel) -> None:
@@ -77,30 +77,93 @@ def perturb(x: Tensor, rate: float, levels: int, generator: torch.Generator | No
     return torch.where(flip, noise, x)
 
 
-def compressed_bits(x: Tensor | np.ndarray, levels: int | None = None, compressor: str = "png") -> Tensor:
+def perturb_like(x: Tensor, rate: float, spec, generator: torch.Generator | None = None) -> Tensor:
+    """`perturb` for any data: discrete values get a uniform random level, continuous ones a
+    uniform value within the range of their feature in ``x`` (n, ...)."""
+    if spec.is_discrete:
+        return perturb(x, rate, spec.levels, generator)
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must lie in [0, 1], got {rate}")
+    lo, hi = x.amin(0), x.amax(0)
+    flip = torch.rand(x.shape, generator=generator) < rate
+    noise = lo + (hi - lo) * torch.rand(x.shape, generator=generator, dtype=x.dtype)
+    return torch.where(flip, noise, x)
+
+
+class ByteQuantizer:
+    """How a compressor sees an example: 8-bit values, one byte per entry.
+
+    Discrete data with at most 256 levels are their own bytes (``log_bin_volume = 0``: the
+    model's discrete NLL is already the cost of those bytes). Otherwise each entry is mapped
+    linearly from ``[lo, hi]`` (training range; per feature for vectors, one range for images)
+    to 0..255, and ``log_bin_volume = sum_d log((hi_d - lo_d) / 255)`` (nats) converts a density
+    into the probability of the 8-bit bin: ``-log P(bin) ~= -log p(x) - log_bin_volume``.
+    """
+
+    def __init__(self, lo: Tensor | None, hi: Tensor | None, dim: int):
+        self.lo, self.hi = lo, hi
+        if lo is None:
+            self.log_bin_volume = 0.0
+        else:
+            width = torch.broadcast_to((hi - lo).clamp_min(1e-12), (dim,) if lo.ndim <= 1 else lo.shape)
+            self.log_bin_volume = float(torch.log(width / 255).sum())
+
+    @classmethod
+    def fit(cls, x: Tensor, levels: int | None) -> "ByteQuantizer":
+        """From training data ``x: (n, *event_shape)`` with ``levels`` (None: continuous)."""
+        dim = int(x[0].numel())
+        if levels is not None and levels <= 256:
+            return cls(None, None, dim)
+        if levels is not None:
+            return cls(torch.zeros(()), torch.tensor(float(levels - 1)), dim)
+        x = x.double()
+        if x.ndim == 2:
+            return cls(x.amin(0), x.amax(0), dim)
+        return cls(x.amin(), x.amax(), dim)
+
+    def __call__(self, x: Tensor) -> np.ndarray:
+        """uint8 array shaped like ``x``."""
+        a = x.detach().cpu().double()
+        if self.lo is None:
+            return a.round().clamp(0, 255).numpy().astype(np.uint8)
+        b = ((a - self.lo) / (self.hi - self.lo).clamp_min(1e-12) * 255).round().clamp(0, 255)
+        return b.numpy().astype(np.uint8)
+
+
+def compressed_bits(x: Tensor | np.ndarray, levels: int | None = None, compressor: str = "png",
+                    quantizer: ByteQuantizer | None = None) -> Tensor:
     """Length in bits of each example compressed losslessly: (n,).
 
-    Examples are quantized to bytes first (discrete data with ``levels <= 256`` as they are;
-    continuous data scaled to 0..255 over the batch's range). ``png`` needs images
-    (n, C, H, W) with C in {1, 3}; ``zlib`` / ``lzma`` take any shape (raw bytes, level 9).
+    Examples are quantized to bytes first: by ``quantizer`` when given; else discrete data with
+    ``levels <= 256`` as they are and anything else scaled to 0..255 over the batch's range (so
+    pass a `ByteQuantizer` fitted on training data to make one example's score independent of
+    the others). ``png`` and ``webp`` (lossless, method 4) need images (n, C, H, W) with C in
+    {1, 3}; ``zlib`` / ``lzma`` take any shape (raw bytes, level 9).
     """
     if compressor not in COMPRESSORS:
         raise ValueError(f"compressor must be one of {COMPRESSORS}, got {compressor!r}")
-    a = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
-    if levels is not None and levels <= 256 and np.all(a == np.round(a)):
-        b = a.astype(np.uint8)
+    if quantizer is not None:
+        b = quantizer(torch.as_tensor(x))
     else:
-        lo, hi = float(a.min()), float(a.max())
-        b = np.round((a - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
+        a = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+        if levels is not None and levels <= 256 and np.all(a == np.round(a)):
+            b = a.astype(np.uint8)
+        else:
+            lo, hi = float(a.min()), float(a.max())
+            b = np.round((a - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
     out = []
     for e in b:
-        if compressor == "png":
+        if compressor in ("png", "webp"):
             if e.ndim != 3 or e.shape[0] not in (1, 3):
-                raise ValueError(f"png compresses images (C, H, W) with C = 1 or 3, got {e.shape}; "
+                raise ValueError(f"{compressor} compresses images (C, H, W) with C = 1 or 3, got {e.shape}; "
                                  "use compressor='zlib' for other data")
             from PIL import Image
             buf = io.BytesIO()
-            Image.fromarray(e[0] if e.shape[0] == 1 else e.transpose(1, 2, 0)).save(buf, "PNG", optimize=True)
+            img = Image.fromarray(e[0] if e.shape[0] == 1 else e.transpose(1, 2, 0))
+            if compressor == "png":
+                img.save(buf, "PNG", optimize=True)
+            else:
+                img.save(buf, "WEBP", lossless=True, quality=100, method=4)
             n = buf.tell()
         elif compressor == "zlib":
             n = len(zlib.compress(e.tobytes(), 9))
@@ -111,9 +174,30 @@ def compressed_bits(x: Tensor | np.ndarray, levels: int | None = None, compresso
 
 
 def complexity_scores(nll: Tensor, x: Tensor, dim: int, levels: int | None = None,
-                      compressor: str = "png") -> Tensor:
-    """Serra et al. (2020): ``S(x) = nll(x) / (D ln 2) - L(x) / D`` in bits per dimension: (n,)."""
-    return nll / (dim * math.log(2)) - compressed_bits(x, levels, compressor) / dim
+                      compressor: str = "png", quantizer: ByteQuantizer | None = None) -> Tensor:
+    """Serra et al. (2020), eq. 2: ``S(x) = -log2 P(x) / D - L(x) / D`` in bits per dimension: (n,).
+
+    Both terms are costs of the same 8-bit example: ``L(x)`` compresses the bytes of
+    ``quantizer`` (see `compressed_bits`), and ``-log2 P(x)`` is the model's NLL (nats) turned
+    into bits of those bytes (``- quantizer.log_bin_volume`` for continuous data; nothing for
+    discrete data with up to 256 levels, whose NLL is already a discrete cost).
+    """
+    shift = quantizer.log_bin_volume if quantizer is not None else 0.0
+    return (nll - shift) / (dim * math.log(2)) - compressed_bits(x, levels, compressor, quantizer) / dim
+
+
+def typicality_batch_scores(nll: Tensor, nll_heldout: Tensor, m: int) -> Tensor:
+    """The typicality test on batches of ``m`` examples (Nalisnick et al. 2019, eq. 4):
+    ``|mean of the batch's NLLs - H|`` for consecutive batches of ``nll`` (n,): (n // m,).
+
+    A batch test: it says whether ``m`` examples *together* come from the training
+    distribution (shuffle ``nll`` first; a remainder of ``n mod m`` examples is dropped).
+    ``m = 1`` is `typicality_scores`.
+    """
+    if m < 1 or m > len(nll):
+        raise ValueError(f"batch size m must lie in [1, {len(nll)}], got {m}")
+    k = len(nll) // m
+    return typicality_scores(nll[:k * m].reshape(k, m).mean(1), nll_heldout)
 
 
 def threshold_at_fpr(heldout_scores: Tensor, fpr: float = 0.05) -> float:

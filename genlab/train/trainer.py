@@ -9,11 +9,11 @@ weights as an uninterrupted one.
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -50,6 +50,12 @@ class TrainConfig:
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     max_minutes: float | None = field(default=None, metadata={"help": "stop (with a checkpoint) after this wall-clock time"})
     progress: bool = field(default=True, metadata={"help": "progress bar (shown only on a terminal)"})
+    compile: bool = field(default=False, metadata={
+        "help": "torch.compile each gradient objective's loss (forward + backward); pays after the first "
+                "compilation (~10-100 s on CPU) on long runs, see bench/README.md"})
+    amp: str = field(default="off", metadata={
+        "help": "automatic mixed precision on CUDA: off | bf16 | fp16 (fp16 adds loss scaling); "
+                "ignored with a warning on CPU"})
 
 
 Callback = Callable[["Trainer", dict[str, Any]], None]
@@ -87,6 +93,17 @@ class Trainer:
             raise ValueError(f"{model.name}: objectives mix full-batch and mini-batch updates")
         self.full_batch = kinds == {True}
         self.optimizers = [self._optimizer(o) for o in self.objectives]
+        if self.config.amp not in ("off", "bf16", "fp16"):
+            raise ValueError(f"amp must be 'off', 'bf16' or 'fp16', got {self.config.amp!r}")
+        self.amp = self.config.amp if self.device.type == "cuda" else "off"
+        if self.config.amp != "off" and self.amp == "off":
+            warnings.warn(f"amp={self.config.amp!r} applies only on CUDA; training in float32 on {self.device}",
+                          stacklevel=2)
+        # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
+        # compiled only where gradients flow: closed-form / EM objectives update in place, once per epoch
+        self.loss_fns = [torch.compile(o.loss) if self.config.compile and opt is not None else o.loss
+                         for o, opt in zip(self.objectives, self.optimizers)]
         self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 7919 * self.rank)
         self.ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if self.config.ema else None
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -168,10 +185,11 @@ class Trainer:
         self.model.train()
         record: dict[str, Any] = {"step": self.step + 1, "epoch": self.epoch}
         lr_factor = self._lr_factor()
-        for obj, opt in zip(self.objectives, self.optimizers):
+        for obj, opt, loss_fn in zip(self.objectives, self.optimizers, self.loss_fns):
             if self.step % obj.every:
                 continue
-            loss = obj.loss(batch)
+            with self._autocast():
+                loss = loss_fn(batch)
             loss = loss if isinstance(loss, Loss) else Loss(loss)
             if not torch.isfinite(loss.value.detach()).all():
                 raise self._diverged(f"the {obj.name!r} loss is {loss.value.item()}")
@@ -179,12 +197,18 @@ class Trainer:
                 for g in opt.param_groups:
                     g["lr"] = g["initial_lr"] * lr_factor
                 opt.zero_grad(set_to_none=True)
-                loss.value.backward()
+                (self.scaler.scale(loss.value) if self.scaler else loss.value).backward()
                 D.average_gradients(obj.parameters, self.world)
-                if self.config.grad_clip:
-                    gn = torch.nn.utils.clip_grad_norm_(obj.parameters, self.config.grad_clip)
+                if self.scaler:
+                    self.scaler.unscale_(opt)  # clip the true gradients
+                if self.config.grad_clip:  # foreach: one norm kernel over all tensors, not one per tensor
+                    gn = torch.nn.utils.clip_grad_norm_(obj.parameters, self.config.grad_clip, foreach=True)
                     record[f"grad_norm/{obj.name}"] = float(gn)
-                opt.step()
+                if self.scaler:
+                    self.scaler.step(opt)  # skipped when a scaled gradient overflowed
+                    self.scaler.update()
+                else:
+                    opt.step()
             record[f"loss/{obj.name}"] = float(loss.value.detach())
             record.update({f"{obj.name}/{k}": v for k, v in loss.logs.items()})
             record["done"] = record.get("done", False) or loss.done
@@ -223,6 +247,11 @@ class Trainer:
             self.finished, self.stop_reason = True, f"early stopping ({self.bad_epochs} epochs without gain)"
 
     # -- helpers -------------------------------------------------------------------------------
+    def _autocast(self) -> torch.autocast:
+        """bf16 / fp16 autocast on CUDA with ``amp`` set; a disabled context otherwise."""
+        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.amp != "off")
+
     def _optimizer(self, obj: Objective) -> torch.optim.Optimizer | None:
         if not obj.parameters:
             return None
@@ -333,6 +362,7 @@ class Trainer:
                            for i, o in enumerate(self.optimizers)],
             "generator": split_state(self.generator.get_state(), "rng", tensors),
             "ema": split_state(self.ema, "ema", tensors) if self.ema is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler else None,  # a few floats: JSON
         }
         digest = io.save_tensors(self.out / "checkpoint.safetensors", tensors)
         if not (self.out / "config.json").exists():
@@ -359,6 +389,8 @@ class Trainer:
             self.generator.set_state(join_state(sk["generator"], tensors))
             if self.ema is not None and sk["ema"] is not None:
                 self.ema = {k: v.to(self.device) for k, v in join_state(sk["ema"], tensors).items()}
+            if self.scaler and sk.get("scaler"):
+                self.scaler.load_state_dict(sk["scaler"])
             for k in ("step", "epoch", "batch_in_epoch", "best_val", "bad_epochs", "finished", "stop_reason"):
                 setattr(self, k, state[k])
         except (KeyError, TypeError, ValueError) as e:

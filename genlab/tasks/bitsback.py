@@ -1,0 +1,197 @@
+"""Bits-back ANS for VAEs (Townsend, Bird & Barber 2019, "Practical lossless compression with
+latent variables using bits back coding", Sec. 2-3).
+
+Per example ``x`` (data space: integer levels) with a VAE ``q(y|x)``, ``p(y)``, ``p(x|y)``:
+
+* encode: *decode* a latent ``y ~ q(y|x)`` from the ANS stack (taking ``-log q(y|x)`` bits off
+  it), encode ``x`` under ``p(x|y)``, encode ``y`` under ``p(y)``;
+* decode: the reverse: decode ``y`` under ``p(y)``, decode ``x`` under ``p(x|y)``, *encode* ``y``
+  under ``q(y|x)`` (giving the borrowed bits back).
+
+The net cost of an example is ``-log p(x|y) - log p(y) + log q(y|x)``, the one-sample -ELBO.
+Gaussian latents are discretized into ``2^B`` buckets of equal mass under the prior ``N(0, 1)``
+(their Sec. 3.2): the prior over buckets is uniform (``B`` bits per latent), the posterior
+assigns each bucket its mass under ``N(mu, sigma^2)``, and the decoder reads the bucket's
+median. Bernoulli and categorical latents are coded as they are (uniform priors).
+
+Initial bits: the first example has nothing to borrow from, so the stack starts with
+``ceil((25 B_lat + 96) / 32)`` words drawn from ``numpy.random.default_rng(seed)``, just enough
+to decode one example's latents (each symbol takes at most 24 bits at constriction's precision);
+they are paid once, so over ``n`` examples they add ``32 w / (n D)`` bits per dimension. Examples
+are coded in chunks whose size the encoder picks from the bits on the stack (at least 25 bits per
+latent symbol of the chunk), starting at one example and growing with the stack up to
+``max_chunk``; the header records the chunk sizes. Within a chunk the networks run batched, with
+the same batch on both sides, so that the floats agree. At the end the decoder must find the
+initial words again: a last check of the whole file.
+"""
+from __future__ import annotations
+
+import math
+
+import constriction
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..models.vae import VAE
+from ..objectives.elbo import discretized_logistic_log_lik
+from ..objectives.latents import BernoulliLatent, CategoricalLatent, GaussianLatent
+from ..protocol import NotSupported
+
+BITS_PER_SYMBOL = 25  # decoding one symbol takes at most 24 bits (constriction's 24-bit precision)
+
+
+def check(model: VAE) -> None:
+    if model.likelihood not in ("bernoulli", "logistic"):
+        raise NotSupported(f"{model.name}: bits-back coding needs a discrete decoder likelihood (bernoulli or "
+                           f"discretized logistic), this model's is {model.likelihood!r}")
+
+
+def _latent_symbols(model: VAE) -> tuple[int, int]:
+    """(latent symbols per example, values per symbol)."""
+    lat = model.lat
+    if isinstance(lat, CategoricalLatent):
+        return lat.L, lat.K
+    if isinstance(lat, BernoulliLatent):
+        return lat.L, 2
+    return lat.L, 2 ** model_bucket_bits(model)
+
+
+def model_bucket_bits(model: VAE) -> int:
+    return 12  # 4096 equal-mass buckets per Gaussian latent
+
+
+class _Pieces:
+    """The VAE's distributions as float64 probability tables, computed for one chunk at a time."""
+
+    def __init__(self, model: VAE, bucket_bits: int):
+        self.model, self.spec, self.lat = model, model.spec, model.lat
+        self.n_lat, self.k_lat = _latent_symbols(model)
+        if isinstance(self.lat, GaussianLatent):
+            u = torch.arange(2 ** bucket_bits + 1, dtype=torch.float64) / 2 ** bucket_bits
+            self.edges = torch.special.ndtri(u)  # -inf .. inf
+            self.centres = torch.special.ndtri((torch.arange(2 ** bucket_bits, dtype=torch.float64) + 0.5)
+                                               / 2 ** bucket_bits)
+
+    def _model_space(self, sym: np.ndarray) -> tuple[Tensor, Tensor | None]:
+        x = torch.from_numpy(sym).to(self.model._some_tensor().dtype).reshape(len(sym), *self.spec.event_shape)
+        return self.model.pre(x)[0], self.model.labels(None, len(sym))
+
+    def posterior(self, sym: np.ndarray) -> np.ndarray:
+        """q over each latent symbol of each example: (m * n_lat, k_lat)."""
+        z, labels = self._model_space(sym)
+        params = self.model.encoder_params(z, labels).double()
+        if isinstance(self.lat, GaussianLatent):
+            mu, logvar = self.lat.split(params)
+            sd = (0.5 * logvar).exp().reshape(-1, 1)
+            lo = (self.edges[:-1] - mu.reshape(-1, 1)) / sd
+            hi = (self.edges[1:] - mu.reshape(-1, 1)) / sd
+            mass = torch.where(lo > 0, torch.special.ndtr(-lo) - torch.special.ndtr(-hi),
+                               torch.special.ndtr(hi) - torch.special.ndtr(lo))
+            return mass.clamp_min(0).numpy()
+        if isinstance(self.lat, BernoulliLatent):
+            logits = params.reshape(-1)
+            return torch.stack([torch.sigmoid(-logits), torch.sigmoid(logits)], 1).numpy()
+        return torch.softmax(params.reshape(-1, self.k_lat), -1).numpy()
+
+    def codes(self, lat_sym: np.ndarray, m: int) -> Tensor:
+        """Latent symbols (m * n_lat,) -> the decoder's codes (m, code_dim)."""
+        s = torch.from_numpy(lat_sym.astype(np.int64))
+        dtype = self.model._some_tensor().dtype
+        if isinstance(self.lat, GaussianLatent):
+            return self.centres[s].to(dtype).reshape(m, -1)
+        if isinstance(self.lat, BernoulliLatent):
+            return s.to(dtype).reshape(m, -1)
+        return torch.nn.functional.one_hot(s, self.k_lat).to(dtype).reshape(m, -1)
+
+    def likelihood(self, codes: Tensor) -> np.ndarray:
+        """p(x_d | y) for every entry: (m * D, levels)."""
+        m = len(codes)
+        out = self.model._decode(codes, self.model.labels(None, m)).double().reshape(-1, 1)
+        if self.model.likelihood == "bernoulli":
+            return torch.cat([torch.sigmoid(-out), torch.sigmoid(out)], 1).numpy()
+        L = self.spec.levels
+        centres = -1 + 2 * torch.arange(L, dtype=torch.float64)[None] / (L - 1)
+        log_scale = self.model.log_scale().double().reshape(1, -1).expand(m, -1).reshape(-1, 1)
+        lp = discretized_logistic_log_lik(centres, out, log_scale, L)
+        return torch.softmax(lp, 1).numpy()
+
+
+def _initial_words(n_lat: int, seed: int) -> np.ndarray:
+    k = math.ceil((BITS_PER_SYMBOL * n_lat + 96) / 32)
+    w = np.random.default_rng(seed).integers(1, 2 ** 32, size=k, dtype=np.uint64).astype(np.uint32)
+    w[-1] |= np.uint32(1 << 31)  # a full top word: the coder's state starts large
+    return w
+
+
+def _bits(p: np.ndarray, s: np.ndarray) -> float:
+    return float(-np.log2(p[np.arange(len(s)), s] / p.sum(1)).sum())
+
+
+def encode(model: VAE, sym: np.ndarray, seed: int = 0, max_chunk: int = 32) -> tuple[np.ndarray, float, dict]:
+    """Words for ``sym`` (n, D) integer levels, the ideal net bits (sum over examples of
+    ``-log2 p(x|y) - log2 p(y) + log2 q(y|x)`` at the drawn ``y``), and header fields."""
+    check(model)
+    bb = model_bucket_bits(model)
+    pieces = _Pieces(model, bb)
+    fam = constriction.stream.model.Categorical(perfect=False)
+    prior = constriction.stream.model.Uniform(pieces.k_lat)
+    coder = constriction.stream.stack.AnsCoder(_initial_words(pieces.n_lat, seed))
+    chunks, at, ideal = [], 0, 0.0
+    while at < len(sym):
+        room = (coder.num_valid_bits() - 64) // (BITS_PER_SYMBOL * pieces.n_lat)
+        m = int(min(max_chunk, len(sym) - at, max(room, 1)))
+        if room < 1:
+            raise RuntimeError("bits-back: the stack ran out of bits (initial words too few)")
+        x = sym[at:at + m]
+        q = pieces.posterior(x)
+        y = coder.decode(fam, q)  # take bits off the stack: y ~ q(y|x)
+        px = pieces.likelihood(pieces.codes(y, m))
+        xs = np.ascontiguousarray(x.reshape(-1), dtype=np.int32)
+        coder.encode_reverse(xs, fam, px)
+        coder.encode_reverse(y.astype(np.int32), prior)
+        ideal += _bits(px, xs) + len(y) * math.log2(pieces.k_lat) - _bits(q, y)
+        chunks.append(m)
+        at += m
+    return coder.get_compressed(), ideal, {"chunks": chunks, "seed": seed, "bucket_bits": bb}
+
+
+def decode(model: VAE, words: np.ndarray, n: int, header: dict) -> np.ndarray:
+    """The (n, D) symbols of `encode`'s words; ValueError if the file does not decode cleanly."""
+    check(model)
+    chunks = [int(c) for c in header.get("chunks", [])]
+    if sum(chunks) != n or header.get("bucket_bits") != model_bucket_bits(model):
+        raise ValueError("bits-back header is inconsistent (chunk sizes or bucket bits); the file is damaged")
+    pieces = _Pieces(model, int(header["bucket_bits"]))
+    fam = constriction.stream.model.Categorical(perfect=False)
+    prior = constriction.stream.model.Uniform(pieces.k_lat)
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+    except Exception as e:  # constriction rejects a word sequence no encoder can end with
+        raise ValueError(f"compressed words are not a valid ANS stack ({e}); the file is damaged") from None
+    sym = np.zeros((n, model.spec.dim), dtype=np.int64)
+    end = n
+    for m in reversed(chunks):
+        y = coder.decode(prior, m * pieces.n_lat)
+        x = coder.decode(fam, pieces.likelihood(pieces.codes(y, m))).reshape(m, -1)
+        sym[end - m:end] = x
+        coder.encode_reverse(y.astype(np.int32), fam, pieces.posterior(x.astype(np.int64)))
+        end -= m
+    if not np.array_equal(coder.get_compressed(), _initial_words(pieces.n_lat, int(header["seed"]))):
+        raise ValueError("bits-back decoding did not end on the initial words: the file does not belong to this "
+                         "model, or the floats differ from compression; decompress with the run that compressed it")
+    return sym
+
+
+def neg_elbo(model: VAE, sym: np.ndarray, samples: int = 8, seed: int = 0, batch: int = 100) -> float:
+    """Total ``-ELBO`` in nats over the examples: exact KL plus the reconstruction term averaged
+    over ``samples`` posterior draws (the figure bits-back coding approaches)."""
+    g = torch.Generator().manual_seed(seed)
+    pieces, total = _Pieces(model, model_bucket_bits(model)), 0.0
+    for i in range(0, len(sym), batch):
+        z, labels = pieces._model_space(sym[i:i + batch])
+        params = model.encoder_params(z, labels)
+        codes = model.lat.sample(params, samples, g)
+        rec = model._log_lik(z, model._decode(codes, labels)).double().mean(0)
+        total -= float((rec - model.lat.kl(params).double()).sum())
+    return total
