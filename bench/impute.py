@@ -1,13 +1,18 @@
 """Imputation RMSE under MCAR masks beside mean imputation and scikit-learn's IterativeImputer.
 
-    python -m bench.impute [--data digits,breast_cancer] [--rates 0.2,0.5]
-                           [--families gaussian,gmm,made,vae] [--draws 5] [--minutes 1]
+    python -m bench.impute [--data digits,breast_cancer] [--masks mcar:0.2,mcar:0.5]
+                           [--families gaussian,gmm,made,vae,ddpm] [--draws 5] [--minutes 1]
+                           [--no-iterative]
 
-Models train on the complete 70% training rows (stratified split, seed 0); the test rows get
-an MCAR mask (seed 0) and genlab draws ``--draws`` imputations; the estimate is their mean and
-"spread" the mean standard deviation across draws (multiple imputation). RMSE is over the
-missing entries: in grey levels (0..16) on digits, in units of each feature's training standard
-deviation on breast_cancer.
+Models train on the complete 70% training rows (stratified split, seed 0); the test rows get a
+mask and genlab draws ``--draws`` imputations; the estimate is their mean and "spread" the mean
+standard deviation across draws (multiple imputation). Masks: ``mcar:RATE`` (each entry missing
+with probability RATE, seed 0) or ``last:FRACTION`` (the last FRACTION of the columns, e.g. the
+bottom half of a digit: the missing entries come last in an autoregressive model's order, so
+made's imputation is exact ancestral sampling). RMSE is over the missing entries: in grey levels
+(0..16) on digits, in units of each feature's training standard deviation on breast_cancer.
+Some families are run with more than one imputation method (``VARIANTS``). ``--no-iterative``
+skips IterativeImputer (its earlier rows in the results file stay).
 """
 from __future__ import annotations
 
@@ -28,17 +33,35 @@ from genlab.tasks.impute import impute, method_for
 from .common import print_table, write_results
 
 CONFIGS = {"gaussian": {}, "gmm": {"n_components": 5, "reg": 0.05}, "made": {"hidden": 256, "epochs": 100},
-           "vae": {"latent_dim": 8, "epochs": 300}}
+           "vae": {"latent_dim": 8, "epochs": 300},
+           "ddpm": {"hidden": 256, "depth": 3, "sample_steps": 100, "max_minutes": 3.0}}
+# imputation settings per family: the default method first, then alternatives (keyword arguments of impute)
+VARIANTS = {"vae": [{}, {"method": "pseudo-gibbs"}], "ddpm": [{}, {"jump": 10, "resample": 3}],
+            "made": [{}, {"method": "mcmc", "only_if": "ancestral"}]}
 LOADERS = {"digits": lambda: load_digits(return_X_y=True), "breast_cancer": lambda: load_breast_cancer(return_X_y=True)}
+
+
+def make_mask(spec: str, shape: tuple[int, int]) -> np.ndarray:
+    """``mcar:RATE`` (seed 0) or ``last:FRACTION`` (the last columns): (n, D) bool, True = missing."""
+    kind, _, value = spec.partition(":")
+    v = float(value)
+    if kind == "mcar":
+        return np.random.default_rng(0).random(shape) < v
+    if kind == "last":
+        mask = np.zeros(shape, dtype=bool)
+        mask[:, shape[1] - int(round(v * shape[1])):] = True
+        return mask
+    raise ValueError(f"--masks entries are mcar:RATE or last:FRACTION, got {spec!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="digits,breast_cancer")
-    p.add_argument("--rates", default="0.2,0.5")
+    p.add_argument("--masks", default="mcar:0.2,mcar:0.5")
     p.add_argument("--families", default=",".join(CONFIGS))
     p.add_argument("--draws", type=int, default=5)
     p.add_argument("--minutes", type=float, default=1.0, help="training budget per model")
+    p.add_argument("--no-iterative", action="store_true", help="skip IterativeImputer")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
@@ -51,10 +74,11 @@ def main(argv: list[str] | None = None) -> None:
         models = {}
         for fam in args.families.split(","):
             t0 = time.perf_counter()
-            models[fam] = (Estimator(fam, seed=0, max_minutes=args.minutes, **kind, **CONFIGS.get(fam, {}))
-                           .fit(Xtr).model_, time.perf_counter() - t0)
-        for rate in map(float, args.rates.split(",")):
-            mask = np.random.default_rng(0).random(Xte.shape) < rate
+            cfg = {"max_minutes": args.minutes, **CONFIGS.get(fam, {})}
+            models[fam] = (Estimator(fam, seed=0, **kind, **cfg).fit(Xtr).model_, time.perf_counter() - t0)
+        for spec in args.masks.split(","):
+            mask = make_mask(spec, Xte.shape)
+            rate = spec if spec.startswith("last") else float(spec.split(":")[1])
             Xnan = np.where(mask, np.nan, Xte)
 
             def rmse(est):
@@ -64,21 +88,31 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             rows.append({**base, "method": "mean", "rmse": rmse(SimpleImputer().fit(Xtr).transform(Xnan)),
                          "seconds": time.perf_counter() - t0})
-            t0 = time.perf_counter()
-            # fitted on train + masked test: it only learns models for columns with missing values
-            it = IterativeImputer(max_iter=10, random_state=0).fit_transform(np.vstack([Xtr, Xnan]))[len(Xtr):]
-            rows.append({**base, "method": "IterativeImputer (sklearn)", "rmse": rmse(it),
-                         "seconds": time.perf_counter() - t0})
-            print(rows[-2], rows[-1], sep="\n", flush=True)
-            for fam, (model, fit_s) in models.items():
+            print(rows[-1], flush=True)
+            if not args.no_iterative:
                 t0 = time.perf_counter()
-                draws = impute(model, torch.tensor(Xte, dtype=torch.float32), torch.tensor(mask), args.draws,
-                               torch.Generator().manual_seed(0)).reshape(args.draws, len(Xte), -1).double().numpy()
-                rows.append({**base, "method": f"genlab {fam} ({method_for(model)})", "rmse": rmse(draws.mean(0)),
-                             "rmse_one_draw": rmse(draws[0]),
-                             "spread": float((draws.std(0) / sd)[mask].mean()),
-                             "seconds": time.perf_counter() - t0, "train_seconds": fit_s})
+                # fitted on train + masked test: it only learns models for columns with missing values
+                it = IterativeImputer(max_iter=10, random_state=0).fit_transform(np.vstack([Xtr, Xnan]))[len(Xtr):]
+                rows.append({**base, "method": "IterativeImputer (sklearn)", "rmse": rmse(it),
+                             "seconds": time.perf_counter() - t0})
                 print(rows[-1], flush=True)
+            for fam, (model, fit_s) in models.items():
+                default = method_for(model, torch.tensor(mask))
+                for opts in VARIANTS.get(fam, [{}]):
+                    opts = dict(opts)
+                    if opts.pop("only_if", default) != default:
+                        continue
+                    info: dict = {}
+                    t0 = time.perf_counter()
+                    draws = impute(model, torch.tensor(Xte, dtype=torch.float32), torch.tensor(mask), args.draws,
+                                   torch.Generator().manual_seed(0), info=info, **opts)
+                    draws = draws.reshape(args.draws, len(Xte), -1).double().numpy()
+                    label = info["method"] + "".join(f", {k} {v}" for k, v in opts.items() if k != "method")
+                    rows.append({**base, "method": f"genlab {fam} ({label})", "rmse": rmse(draws.mean(0)),
+                                 "rmse_one_draw": rmse(draws[0]), "spread": float((draws.std(0) / sd)[mask].mean()),
+                                 "seconds": time.perf_counter() - t0, "train_seconds": fit_s,
+                                 **({"acceptance": info["acceptance"]} if "acceptance" in info else {})})
+                    print(rows[-1], flush=True)
     print_table(rows, ["data", "rate", "method", "rmse", "rmse_one_draw", "spread", "seconds"])
     write_results("impute", rows, "python -m bench.impute " + " ".join(sys.argv[1:] if argv is None else argv),
                   key=("data", "rate", "method"))

@@ -87,7 +87,49 @@ def maf_nflows(dim: int, n_layers: int, hidden: int, depth: int) -> Built:
     return flow, flow.log_prob, flow.sample
 
 
+def nsf_normflows(dim: int, n_layers: int, hidden: int, depth: int, bins: int = 8, bound: float = 3.0) -> Built:
+    """normflows: ActNorm + LULinearPermute + CoupledRationalQuadraticSpline (linear tails). Its
+    conditioner is a ResidualNet (in -> hidden, ``depth - 1`` residual blocks of two hidden x hidden
+    layers, -> out), one hidden layer more than genlab's MLP per block; SiLU as on the other sides."""
+    import normflows as nf
+    flows = []
+    for k in range(n_layers):
+        flows += [nf.flows.ActNorm((dim,)), nf.flows.LULinearPermute(dim),
+                  nf.flows.CoupledRationalQuadraticSpline(dim, max(depth - 1, 1), hidden, num_bins=bins, tail_bound=bound,
+                                                          activation=nn.SiLU, reverse_mask=k % 2 == 1)]
+    model = nf.NormalizingFlow(nf.distributions.DiagGaussian(dim, trainable=False), flows)
+    return model, model.log_prob, lambda n: model.sample(n)[0]
+
+
+def nsf_zuko(dim: int, n_layers: int, hidden: int, depth: int, bins: int = 8, bound: float = 3.0) -> Built:
+    """zuko.flows.NSF with ``passes=2`` (coupling, not autoregressive); zuko's splines act on
+    [-5, 5] (its fixed bound) with identity outside, no ActNorm / LU layers."""
+    import zuko
+    flow = zuko.flows.NSF(dim, transforms=n_layers, bins=bins, passes=2, hidden_features=(hidden,) * depth,
+                          activation=nn.SiLU)
+    return flow, lambda x: flow().log_prob(x), lambda n: flow().sample((n,))
+
+
+def nsf_nflows(dim: int, n_layers: int, hidden: int, depth: int, bins: int = 8, bound: float = 3.0) -> Built:
+    """nflows: ActNorm + LULinear + PiecewiseRationalQuadraticCouplingTransform (linear tails),
+    genlab's nsf layer for layer."""
+    from nflows.distributions import StandardNormal
+    from nflows.flows import Flow
+    from nflows.transforms import (ActNorm, CompositeTransform, LULinear,
+                                   PiecewiseRationalQuadraticCouplingTransform)
+    mask = (torch.arange(dim) >= dim // 2).int()  # nflows: 1 = transformed (genlab: the second half)
+    ts: list[nn.Module] = []
+    for _ in range(n_layers):
+        ts += [ActNorm(dim), LULinear(dim, identity_init=False),
+               PiecewiseRationalQuadraticCouplingTransform(
+                   mask, lambda i, o: _IgnoreContext(mlp(i, o, hidden, depth)), num_bins=bins, tails="linear",
+                   tail_bound=bound)]
+    flow = Flow(CompositeTransform(ts), StandardNormal([dim]))
+    return flow, flow.log_prob, flow.sample
+
+
 PEERS = {
     "realnvp": {"normflows": realnvp_normflows, "zuko": realnvp_zuko, "nflows": realnvp_nflows},
     "maf": {"zuko": maf_zuko, "nflows": maf_nflows},
+    "nsf": {"normflows": nsf_normflows, "zuko": nsf_zuko, "nflows": nsf_nflows},
 }

@@ -1,14 +1,18 @@
 """genlab beside the peer libraries on the same model, data, batch size and number of steps.
 
-    python -m bench.peers [--models realnvp,maf,gmm,kde] [--repeats 3] [--steps 512]
+    python -m bench.peers [--models realnvp,maf,nsf,gmm,kde] [--data moons,digits] [--repeats 3] [--steps 512]
 
-Flows (moons, 20,000 points, 80/10/10 split): genlab's one trainer (no validation, constant
-lr 1e-3, its default gradient clipping) beside each peer's idiomatic loop (shuffled tensor slices,
-``-log_prob(x).mean()``, Adam lr 1e-3), both ``--steps`` steps of ``--batch`` examples with the same
-coupling networks (bench/peer_models.py). Every timed run is a fresh subprocess with one torch
-thread, and the runs are interleaved (genlab, peer A, peer B, genlab, ...) so that a shared
-machine's load falls on both sides alike; the table gives the median of ``--repeats`` runs.
-Peak memory is the growth of ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` over training.
+Flows (realnvp, maf, nsf; moons: 20,000 points, batch 500; digits: 1,797 8x8 images, 64 values,
+batch 256; 80/10/10 splits): genlab's one trainer (no validation, constant lr 1e-3, its default
+gradient clipping) beside each peer's idiomatic loop (shuffled tensor slices,
+``-log_prob(x).mean()``, Adam lr 1e-3), both ``--steps`` steps with the same coupling / MADE
+networks (bench/peer_models.py). On digits the peers get genlab's uniform dequantization and
+standardization (and its log-determinant), so every NLL is of the same discrete data.
+"genlab+compile" is genlab with ``TrainConfig(compile=True)``; its rate excludes the first two
+(compiling) steps, whose extra time is reported as ``compile_s``. Every timed run is a fresh
+subprocess with one torch thread, and the runs are interleaved (genlab, peer A, peer B, genlab,
+...) so that a shared machine's load falls on all sides alike; the table gives the median of
+``--repeats`` runs. Peak memory is the growth of ``ru_maxrss`` over training.
 
 gmm / kde (moons, 10,000 training points): genlab's fit beside scikit-learn's GaussianMixture
 (128 full-covariance components, initialised with genlab's k-means init, the same number of EM
@@ -31,46 +35,78 @@ import torch
 from .common import data_splits, print_table, write_results
 from .peer_models import PEERS
 
-FLOW_CONFIG = {"realnvp": {"n_layers": 12, "hidden": 128, "depth": 2}, "maf": {"n_layers": 5, "hidden": 128, "depth": 2}}
+FLOW_CONFIG = {"realnvp": {"n_layers": 12, "hidden": 128, "depth": 2}, "maf": {"n_layers": 5, "hidden": 128, "depth": 2},
+               "nsf": {"n_layers": 6, "hidden": 128, "depth": 2}}
+GENLAB_EXTRA = {"realnvp": {"net": "mlp"}}  # digits too: the peers' coupling nets are MLPs on 64 values
+# data set -> (n points (None: all), batch size, samples drawn for the sampling time)
+FLOW_DATA = {"moons": (20000, 500, 10000), "digits": (None, 256, 2000)}
 
 
 def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_flow(model_name: str, lib: str, steps: int, batch: int, seed: int) -> dict:
-    """One timed training run (called in a fresh subprocess)."""
+def run_flow(model_name: str, lib: str, data: str, steps: int, seed: int) -> dict:
+    """One timed training run (called in a fresh subprocess). ``lib`` "genlab+compile" is genlab
+    with ``TrainConfig(compile=True)``: its rate is taken after the first two steps (which compile)
+    and the compile time is reported apart."""
     torch.set_num_threads(1)
-    s = data_splits("moons", n=20000)
+    n, batch, n_samples = FLOW_DATA[data]
+    s = data_splits(data, n=n)
     x, x_test = s.train.x, s.test.x
     cfg = FLOW_CONFIG[model_name]
     per_epoch = len(x) // batch
-    if lib == "genlab":
+    epochs = math.ceil(steps / per_epoch)
+    compile_s = None
+    if lib.startswith("genlab"):
         from genlab.registry import get_family
         from genlab.runs import build_model
         from genlab.train import Trainer, train_config
-        model = build_model(model_name, s.train.spec, cfg, seed)
+        model = build_model(model_name, s.train.spec, cfg | GENLAB_EXTRA.get(model_name, {}), seed)
         tc = train_config(get_family(model_name), seed=seed, device="cpu", batch_size=batch, lr=1e-3,
-                          lr_schedule="constant", patience=None, progress=False, epochs=math.ceil(steps / per_epoch))
-        trainer = Trainer(model, tc)  # outside the timer, like the peers' optimizers (the first
-        rss0 = _maxrss_mb()             # torch.optim.Adam in a process imports torch._dynamo: ~3 s)
-        t0 = time.perf_counter()
+                          lr_schedule="constant", patience=None, progress=False, epochs=epochs,
+                          compile=lib == "genlab+compile")
+        marks: list[float] = []
+        trainer = Trainer(model, tc, callbacks=[lambda t, r: marks.append(time.perf_counter())])
+        rss0 = _maxrss_mb()  # the trainer is built outside the timer, like the peers' optimizers
+        t0 = time.perf_counter()  # (the first torch.optim.Adam in a process imports torch._dynamo: ~3 s)
         trainer.fit(x[: per_epoch * batch])
         train_s = time.perf_counter() - t0
-        done = tc.epochs * per_epoch
-        log_prob, sample = model.log_prob, lambda n: model.sample(n, generator=torch.Generator().manual_seed(1))
+        done = epochs * per_epoch
+        if lib == "genlab+compile":  # steady rate after the two compiling steps
+            compile_s = marks[1] - t0 - 2 * (train_s - (marks[1] - t0)) / (done - 2)
+            train_s, done = marks[-1] - marks[1], done - 2
+        def log_prob(v: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+            return model.log_prob(v, generator=g)
+
+        def sample(k: int) -> torch.Tensor:
+            return model.sample(k, generator=torch.Generator().manual_seed(1))
+        params = sum(p.numel() for p in model.parameters())
     else:
+        from genlab.data.preprocess import Preprocess, default_preprocess
+        # discrete data (digits): the same uniform dequantization + standardization genlab applies,
+        # with its log-determinant, so that both sides report NLL of the same data; moons: none
+        pre = default_preprocess(s.train.spec) if s.train.spec.is_discrete else Preprocess()
+        pre.fit(x)
         torch.manual_seed(seed)
-        module, log_prob, sample = PEERS[model_name][lib](2, **cfg)
+        module, peer_log_prob, peer_sample = PEERS[model_name][lib](s.train.spec.dim, **cfg)
+        params = sum(p.numel() for p in module.parameters())
+
+        def log_prob(v: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+            z, logdet = pre(v, g)
+            return peer_log_prob(z.flatten(1)) + logdet
+
+        def sample(k: int) -> torch.Tensor:
+            return pre.inverse(peer_sample(k).reshape(k, *s.train.spec.event_shape))
         opt = torch.optim.Adam(module.parameters(), lr=1e-3)
         g = torch.Generator().manual_seed(seed)
         rss0 = _maxrss_mb()
         t0 = time.perf_counter()
         done = 0
-        while done < math.ceil(steps / per_epoch) * per_epoch:
+        while done < epochs * per_epoch:
             order = torch.randperm(len(x), generator=g)
             for b in range(per_epoch):
-                loss = -log_prob(x[order[b * batch:(b + 1) * batch]]).mean()
+                loss = -log_prob(x[order[b * batch:(b + 1) * batch]], g).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -80,39 +116,60 @@ def run_flow(model_name: str, lib: str, steps: int, batch: int, seed: int) -> di
     peak = _maxrss_mb() - rss0
     with torch.no_grad():
         t0 = time.perf_counter()
-        sample(10000)
+        sample(n_samples)
         sample_s = time.perf_counter() - t0
-        nll = -log_prob(x_test).mean().item()
-    return {"steps": done, "examples_per_s": done * batch / train_s, "train_s": train_s,
-            "samples_per_s": 10000 / sample_s, "peak_rss_mb": peak, "test_nll": nll}
+        nll = -log_prob(x_test, torch.Generator().manual_seed(2)).mean().item()
+    return {"steps": done, "examples_per_s": done * batch / train_s, "train_s": train_s, "compile_s": compile_s,
+            "samples_per_s": n_samples / sample_s, "peak_rss_mb": peak, "test_nll": nll, "parameters": params}
 
 
-def flows(models: list[str], repeats: int, steps: int, batch: int) -> list[dict]:
+def interleaved(jobs: dict[str, list[str]], repeats: int, label: str) -> dict[str, dict]:
+    """Run each job's command (a fresh ``python -m bench...`` that prints one JSON line) ``repeats``
+    times, interleaved (A, B, C, A, B, C, ...) so that a shared machine's load falls on all sides
+    alike; returns the median of every figure per job (None figures stay None)."""
+    runs: dict[str, list[dict]] = {k: [] for k in jobs}
+    for rep in range(repeats):
+        for lib, cmd in jobs.items():
+            if lib not in runs:
+                continue
+            out = subprocess.run([sys.executable, "-m", *cmd, str(rep)], capture_output=True, text=True)
+            if out.returncode:
+                print(f"{label}/{lib} failed:\n{out.stderr[-2000:]}", flush=True)
+                runs.pop(lib)
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            runs[lib].append(r)
+            print(f"{label:16s} {lib:15s} rep {rep}: " + "  ".join(
+                f"{k} {v:.4g}" for k, v in r.items() if isinstance(v, float)), flush=True)
+    return {lib: {k: (statistics.median(r[k] for r in rs) if rs[0][k] is not None else None) for k in rs[0]}
+            for lib, rs in runs.items() if rs}
+
+
+def ratios(med: dict[str, dict], base: str, rate_keys: tuple[str, ...], extra: dict) -> list[dict]:
+    """One row per library; peers get ``<rate>_ratio`` = base / peer for each rate (higher: base faster)."""
     rows = []
-    for m in models:
-        libs = ["genlab", *PEERS[m]]
-        runs: dict[str, list[dict]] = {lib: [] for lib in libs}
-        for rep in range(repeats):
-            for lib in libs:  # interleaved: genlab, peer, peer, genlab, ...
-                cmd = [sys.executable, "-m", "bench.peers", "--one", json.dumps([m, lib, steps, batch, rep])]
-                out = subprocess.run(cmd, capture_output=True, text=True)
-                if out.returncode:
-                    print(f"{m}/{lib} failed:\n{out.stderr[-2000:]}", flush=True)
-                    runs.pop(lib, None)
-                    libs.remove(lib)
-                    break
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                runs[lib].append(r)
-                print(f"{m:8s} {lib:9s} rep {rep}: {r['examples_per_s']:8.0f} ex/s  NLL {r['test_nll']:.4f}", flush=True)
-        med = {lib: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for lib, rs in runs.items() if rs}
-        for lib, r in med.items():
-            row = {"model": m, "library": lib, "batch": batch, "repeats": len(runs[lib]), **r}
-            if lib != "genlab":
-                g = med["genlab"]
-                row |= {"train_ratio": g["examples_per_s"] / r["examples_per_s"],
-                        "sample_ratio": g["samples_per_s"] / r["samples_per_s"],
-                        "nll_diff": g["test_nll"] - r["test_nll"]}
-            rows.append(row)
+    for lib, r in med.items():
+        row = {**extra, "library": lib, **r}
+        if lib != base and base in med:
+            for k in rate_keys:
+                if r.get(k) and med[base].get(k):
+                    row[f"{k}_ratio"] = med[base][k] / r[k]
+        rows.append(row)
+    return rows
+
+
+def flows(models: list[str], datas: list[str], repeats: int, steps: int, compiled: list[str]) -> list[dict]:
+    rows = []
+    for data in datas:
+        for m in models:
+            libs = ["genlab", *(["genlab+compile"] if m in compiled else []), *PEERS[m]]
+            jobs = {lib: ["bench.peers", "--one", json.dumps([m, lib, data, steps])] for lib in libs}
+            med = interleaved(jobs, repeats, f"{m} {data}")
+            for row in ratios(med, "genlab", ("examples_per_s", "samples_per_s"),
+                              {"model": m, "data": data, "batch": FLOW_DATA[data][1]}):
+                if row["library"] != "genlab" and "genlab" in med:
+                    row["nll_diff"] = med["genlab"]["test_nll"] - row["test_nll"]
+                rows.append(row)
     return rows
 
 
@@ -202,21 +259,24 @@ def kde_vs_sklearn(repeats: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="realnvp,maf,gmm,kde")
+    p.add_argument("--models", default="realnvp,maf,nsf,gmm,kde")
+    p.add_argument("--data", default="moons,digits", help="flows: moons and/or digits")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=512, help="training steps per flow run")
-    p.add_argument("--batch", type=int, default=500)
-    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one timed flow run, JSON out
+    p.add_argument("--compile", default="realnvp,maf",
+                   help="flows also timed with TrainConfig(compile=True) (nsf compiles for ~3 min)")
+    p.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # internal: one timed flow run, JSON out
     args = p.parse_args(argv)
     if args.one:
-        print(json.dumps(run_flow(*json.loads(args.one))))
+        print(json.dumps(run_flow(*json.loads(args.one[0]), int(args.one[1]))))
         return
     torch.set_num_threads(1)
     models = args.models.split(",")
-    rows = flows([m for m in models if m in PEERS], args.repeats, args.steps, args.batch)
+    rows = flows([m for m in models if m in PEERS], args.data.split(","), args.repeats, args.steps,
+                 args.compile.split(","))
     if rows:
-        print_table(rows, ["model", "library", "examples_per_s", "train_ratio", "samples_per_s", "sample_ratio",
-                           "peak_rss_mb", "test_nll", "nll_diff"])
+        print_table(rows, ["model", "data", "library", "parameters", "examples_per_s", "examples_per_s_ratio",
+                           "compile_s", "samples_per_s", "samples_per_s_ratio", "peak_rss_mb", "test_nll", "nll_diff"])
     classic = []
     if "gmm" in models:
         classic += gmm_vs_sklearn(128, 100, args.repeats)
@@ -227,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         print_table(classic, ["model", "library", "fit_s", "em_only_s", "fit_ratio", "em_ratio", "score_s",
                               "score_ratio", "train_ll", "test_nll", "bandwidth", "max_abs_ll_diff"])
     write_results("peers", rows + classic, "python -m bench.peers " + " ".join(argv if argv is not None else sys.argv[1:]),
-                  key=("model", "library"))
+                  key=("model", "data", "library"))
 
 
 if __name__ == "__main__":

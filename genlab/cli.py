@@ -477,7 +477,7 @@ def cmd_impute(args) -> int:
     mask = read_mask(args.mask, tuple(x.shape), args.seed)
     draws = impute(model, x, mask, args.draws, torch.Generator().manual_seed(args.seed), sweeps=args.sweeps)
     err = (draws.double().mean(0) - x.double())[mask]
-    print(f"{method_for(model)} imputation of {int(mask.sum())} entries in {len(x)} examples, {args.draws} draws: "
+    print(f"{method_for(model, mask)} imputation of {int(mask.sum())} entries in {len(x)} examples, {args.draws} draws: "
           f"RMSE of their mean vs --data {float(err.pow(2).mean().sqrt()):.4g}, "
           f"spread (sd across draws) {float(draws.double().std(0)[mask].mean()) if args.draws > 1 else 0:.4g}")
     if args.out:

@@ -199,8 +199,10 @@ def test_imputation_methods_and_not_supported():
     from genlab.runs import build_model
     from genlab.data import load_dataset
     spec = load_dataset("moons", n=64).spec
-    assert I.method_for(build_model("vae", spec, {"hidden": 8, "latent_dim": 2}, 0)) == "pseudo-gibbs"
-    assert I.method_for(build_model("made", spec, {"hidden": 8}, 0)) == "mcmc"
+    assert I.method_for(build_model("vae", spec, {"hidden": 8, "latent_dim": 2}, 0)) == "mwg"
+    made = build_model("made", spec, {"hidden": 8}, 0)
+    assert I.method_for(made, torch.tensor([[True, False]])) == "mcmc"        # missing first in the order
+    assert I.method_for(made, torch.tensor([[False, True]])) == "ancestral"
     with pytest.raises(NotSupported, match="no latent space"):
         I.method_for(build_model("cgan", load_dataset("digits", n=64).spec, {"hidden": 8, "latent_dim": 2}, 0))
     with pytest.raises(ValueError, match="mask must have the shape"):

@@ -14,15 +14,17 @@ Gaussian latents are discretized into ``2^B`` buckets of equal mass under the pr
 assigns each bucket its mass under ``N(mu, sigma^2)``, and the decoder reads the bucket's
 median. Bernoulli and categorical latents are coded as they are (uniform priors).
 
-Initial bits: the first example has nothing to borrow from, so the stack starts with
-``ceil((25 B_lat + 96) / 32)`` words drawn from ``numpy.random.default_rng(seed)``, just enough
-to decode one example's latents (each symbol takes at most 24 bits at constriction's precision);
-they are paid once, so over ``n`` examples they add ``32 w / (n D)`` bits per dimension. Examples
-are coded in chunks whose size the encoder picks from the bits on the stack (at least 25 bits per
-latent symbol of the chunk), starting at one example and growing with the stack up to
-``max_chunk``; the header records the chunk sizes. Within a chunk the networks run batched, with
-the same batch on both sides, so that the floats agree. At the end the decoder must find the
-initial words again: a last check of the whole file.
+Initial bits: the first example has nothing to borrow from, so the stack starts with ``w``
+words drawn from ``numpy.random.default_rng(seed)``: the fewest (2, 4, 8, ...) with which
+decoding the first latents leaves at least 64 bits on the stack (the encoder starts again with
+twice as many otherwise). They are paid once: over ``n`` examples of ``D`` entries they add
+``32 w / (n D)`` bits per dimension, and every later example borrows from the bits of the
+examples before it. Examples are coded in chunks whose size the encoder picks from the bits on
+the stack (1.5 times the most bits one example's latents have taken so far, per example; a chunk
+that would leave fewer than 64 bits is retried as one example), starting at one example and
+growing with the stack up to ``max_chunk``; the header records the chunk sizes and ``w``. Within
+a chunk the networks run batched, with the same batch on both sides, so that the floats agree.
+At the end the decoder must find the initial words again: a last check of the whole file.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from ..objectives.elbo import discretized_logistic_log_lik
 from ..objectives.latents import BernoulliLatent, CategoricalLatent, GaussianLatent
 from ..protocol import NotSupported
 
-BITS_PER_SYMBOL = 25  # decoding one symbol takes at most 24 bits (constriction's 24-bit precision)
+MARGIN = 64  # bits that must stay on the stack after decoding a chunk's latents
 
 
 def check(model: VAE) -> None:
@@ -117,8 +119,7 @@ class _Pieces:
         return torch.softmax(lp, 1).numpy()
 
 
-def _initial_words(n_lat: int, seed: int) -> np.ndarray:
-    k = math.ceil((BITS_PER_SYMBOL * n_lat + 96) / 32)
+def _initial_words(k: int, seed: int) -> np.ndarray:
     w = np.random.default_rng(seed).integers(1, 2 ** 32, size=k, dtype=np.uint64).astype(np.uint32)
     w[-1] |= np.uint32(1 << 31)  # a full top word: the coder's state starts large
     return w
@@ -128,24 +129,42 @@ def _bits(p: np.ndarray, s: np.ndarray) -> float:
     return float(-np.log2(p[np.arange(len(s)), s] / p.sum(1)).sum())
 
 
+class _Starved(Exception):
+    """The stack held too few bits to decode a latent: start again with more initial words."""
+
+
 def encode(model: VAE, sym: np.ndarray, seed: int = 0, max_chunk: int = 32) -> tuple[np.ndarray, float, dict]:
     """Words for ``sym`` (n, D) integer levels, the ideal net bits (sum over examples of
     ``-log2 p(x|y) - log2 p(y) + log2 q(y|x)`` at the drawn ``y``), and header fields."""
     check(model)
+    k = 2
+    while True:
+        try:
+            return _encode(model, sym, seed, k, max_chunk)
+        except _Starved:
+            k *= 2
+
+
+def _encode(model: VAE, sym: np.ndarray, seed: int, k: int, max_chunk: int) -> tuple[np.ndarray, float, dict]:
     bb = model_bucket_bits(model)
     pieces = _Pieces(model, bb)
     fam = constriction.stream.model.Categorical(perfect=False)
     prior = constriction.stream.model.Uniform(pieces.k_lat)
-    coder = constriction.stream.stack.AnsCoder(_initial_words(pieces.n_lat, seed))
+    coder = constriction.stream.stack.AnsCoder(_initial_words(k, seed))
     chunks, at, ideal = [], 0, 0.0
+    taken = pieces.n_lat * math.log2(pieces.k_lat)  # bits one example's latents take off the stack (running max)
     while at < len(sym):
-        room = (coder.num_valid_bits() - 64) // (BITS_PER_SYMBOL * pieces.n_lat)
-        m = int(min(max_chunk, len(sym) - at, max(room, 1)))
-        if room < 1:
-            raise RuntimeError("bits-back: the stack ran out of bits (initial words too few)")
-        x = sym[at:at + m]
-        q = pieces.posterior(x)
-        y = coder.decode(fam, q)  # take bits off the stack: y ~ q(y|x)
+        m = int(min(max_chunk, len(sym) - at, max(1, (coder.num_valid_bits() - MARGIN) // (1.5 * taken))))
+        while True:
+            x, before = sym[at:at + m], coder.clone()
+            q = pieces.posterior(x)
+            y = coder.decode(fam, q)  # take bits off the stack: y ~ q(y|x)
+            if coder.num_valid_bits() >= MARGIN:
+                break
+            if m == 1:
+                raise _Starved
+            coder, m = before, 1
+        taken = max(taken, (before.num_valid_bits() - coder.num_valid_bits()) / m)
         px = pieces.likelihood(pieces.codes(y, m))
         xs = np.ascontiguousarray(x.reshape(-1), dtype=np.int32)
         coder.encode_reverse(xs, fam, px)
@@ -153,7 +172,7 @@ def encode(model: VAE, sym: np.ndarray, seed: int = 0, max_chunk: int = 32) -> t
         ideal += _bits(px, xs) + len(y) * math.log2(pieces.k_lat) - _bits(q, y)
         chunks.append(m)
         at += m
-    return coder.get_compressed(), ideal, {"chunks": chunks, "seed": seed, "bucket_bits": bb}
+    return coder.get_compressed(), ideal, {"chunks": chunks, "seed": seed, "bucket_bits": bb, "initial_words": k}
 
 
 def decode(model: VAE, words: np.ndarray, n: int, header: dict) -> np.ndarray:
@@ -177,7 +196,7 @@ def decode(model: VAE, words: np.ndarray, n: int, header: dict) -> np.ndarray:
         sym[end - m:end] = x
         coder.encode_reverse(y.astype(np.int32), fam, pieces.posterior(x.astype(np.int64)))
         end -= m
-    if not np.array_equal(coder.get_compressed(), _initial_words(pieces.n_lat, int(header["seed"]))):
+    if not np.array_equal(coder.get_compressed(), _initial_words(int(header["initial_words"]), int(header["seed"]))):
         raise ValueError("bits-back decoding did not end on the initial words: the file does not belong to this "
                          "model, or the floats differ from compression; decompress with the run that compressed it")
     return sym

@@ -8,8 +8,9 @@ Layout (all integers little-endian)::
     H bytes                header: UTF-8 JSON (family, model fingerprint, data shape, method, ...)
     4 * W bytes            the entropy coder's W uint32 words
 
-The header carries a SHA-256 of the words (corruption and truncation), of the model's weights
-(decoding with another model) and of the original symbols (a final end-to-end check). Nothing
+The header carries SHA-256 digests, cut to their first 128 bits (32 hex digits: ample against
+accidents, and the header stays small), of the words (corruption and truncation), of the model's
+weights (decoding with another model) and of the original symbols (a final end-to-end check). Nothing
 is pickled: JSON and raw integers only.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 MAGIC = b"GLZC"
 VERSION = 1
 _PREFIX = struct.Struct("<4sBI")
+DIGITS = 32  # hex digits kept of each SHA-256
 
 
 def fingerprint(model: torch.nn.Module) -> str:
@@ -34,18 +36,18 @@ def fingerprint(model: torch.nn.Module) -> str:
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    return h.hexdigest()[:DIGITS]
 
 
 def data_digest(symbols: np.ndarray) -> str:
     """SHA-256 of the data as int32 little-endian symbols: (n, D)."""
-    return hashlib.sha256(np.ascontiguousarray(symbols, dtype="<i4").tobytes()).hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(symbols, dtype="<i4").tobytes()).hexdigest()[:DIGITS]
 
 
 def pack(header: dict, words: np.ndarray) -> bytes:
     """The file's bytes: prefix, JSON header (with the words' length and SHA-256), words."""
     payload = np.ascontiguousarray(words, dtype="<u4").tobytes()
-    header = {**header, "words": len(payload) // 4, "payload_sha256": hashlib.sha256(payload).hexdigest()}
+    header = {**header, "words": len(payload) // 4, "payload_sha256": hashlib.sha256(payload).hexdigest()[:DIGITS]}
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     return _PREFIX.pack(MAGIC, VERSION, len(head)) + head + payload
 
@@ -75,7 +77,7 @@ def unpack(data: bytes) -> tuple[dict, np.ndarray]:
     if len(payload) != 4 * expect:
         raise ValueError(f"compressed file is truncated or padded: {len(payload)} payload bytes, the header "
                          f"records {4 * expect}; the file is incomplete or damaged, copy it again")
-    if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
+    if hashlib.sha256(payload).hexdigest()[:DIGITS] != header.get("payload_sha256"):
         raise ValueError("compressed data are corrupted (their SHA-256 does not match the header's); "
                          "the file was changed after compression, copy it again")
     return header, np.frombuffer(payload, dtype="<u4").astype(np.uint32)

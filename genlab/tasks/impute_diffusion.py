@@ -93,14 +93,14 @@ def repaint(model: GenerativeModel, z0: Tensor, miss: Tensor, generator: torch.G
             beta = float(sub.betas[b - 1])
             x = (1 - beta) ** 0.5 * x + beta ** 0.5 * noise()
             continue
-        j = torch.full((len(x),), a, dtype=torch.long, device=x.device)  # position in the respaced chain
         t = ts[a - 1].expand(len(x)).to(x.device)
-        x0_hat = sub.predict_x0(x, j, fn(x, t))
+        ab, c0, ct = (float(v[a - 1]) for v in (sub.abar, sub.post_c0, sub.post_ct))
+        x0_hat = (x - (1 - ab) ** 0.5 * fn(x, t)) / ab ** 0.5          # Ho et al. Eq. 4 inverted
         if clip is not None:
             x0_hat = x0_hat.clamp(*clip)
-        mean, post_var = sub.posterior(x0_hat, x, j)
+        mean = c0 * x0_hat + ct * x                                     # posterior mean, Eq. 7
         if b > 0:
-            var = post_var if variance == "posterior" else sub.at("betas", j, x)
-            mean = mean + var.sqrt() * noise()
+            var = float((sub.post_var if variance == "posterior" else sub.betas)[a - 1])
+            mean = mean + var ** 0.5 * noise()
         x = torch.where(m, mean, known(b))
     return x.reshape(len(z0), -1)

@@ -7,12 +7,14 @@ Every score is "higher = more anomalous", per example, shape (n,):
   "Do deep generative models know what they don't know?").
 * `typicality_scores`: ``|-log p(x) - H|`` with ``H`` the mean NLL of held-out in-distribution
   data: the typicality test of Nalisnick et al. (2019, "Detecting out-of-distribution inputs to
-  deep generative models using typicality"), one example per test (M = 1).
+  deep generative models using typicality"), one example per test (M = 1);
+  `typicality_batch_scores` tests batches of M examples together (their eq. 4, M >= 2).
 * `likelihood_ratio_scores`: ``-(log p(x) - log p_bg(x))`` against a background model that
   captures population-level statistics (Ren et al. 2019, "Likelihood ratios for OOD detection").
 * `complexity_scores`: ``-log2 p(x) / D - L(x) / D`` with ``L(x)`` the length in bits of ``x``
   compressed by a standard lossless compressor (Serra et al. 2020, "Input complexity and
-  out-of-distribution detection with likelihood-based generative models", eq. 2).
+  out-of-distribution detection with likelihood-based generative models", eq. 2); both terms
+  count bits of the same 8-bit example (`ByteQuantizer`).
 """
 from __future__ import annotations
 
@@ -197,7 +199,7 @@ def typicality_batch_scores(nll: Tensor, nll_heldout: Tensor, m: int) -> Tensor:
     if m < 1 or m > len(nll):
         raise ValueError(f"batch size m must lie in [1, {len(nll)}], got {m}")
     k = len(nll) // m
-    return typicality_scores(nll[:k * m].reshape(k, m).mean(1), nll_heldout)
+    return typicality_scores(nll[:k * m].double().reshape(k, m).mean(1), nll_heldout)
 
 
 def threshold_at_fpr(heldout_scores: Tensor, fpr: float = 0.05) -> float:
