@@ -1,6 +1,6 @@
 """Achieved GFLOP/s of genlab's training steps beside the machine's measured float32 matmul rate.
 
-    python -m bench.roofline [--repeats 20] [--threads 1]
+    python -m bench.roofline [--repeats 20] [--threads 1] [--compile "realnvp moons h128,maf moons"]
 
 For each case, FLOPs per training step are counted by ``torch.utils.flop_counter.FlopCounterMode``
 over the forward and backward pass of one step (matmuls and convolutions only: elementwise work,
@@ -8,7 +8,8 @@ the optimizer and Python overhead are not counted, so the figure is a lower boun
 and divided by the median wall time of the one trainer's step (``Trainer._step``: loss, backward,
 gradient clipping, Adam, logging), measured after warm-up. The reference is ``torch.matmul`` of two
 2048 x 2048 float32 matrices in the same process with the same thread count: "percent of peak"
-is achieved GFLOP/s over that rate.
+is achieved GFLOP/s over that rate. The cases named in ``--compile`` are measured a second time
+with ``TrainConfig(compile=True)`` (the warm-up steps compile; the FLOP count is the eager one).
 """
 from __future__ import annotations
 
@@ -52,13 +53,14 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def measure(family: str, data: str, n: int | None, config: dict, batch_size: int, repeats: int) -> dict:
+def measure(family: str, data: str, n: int | None, config: dict, batch_size: int, repeats: int,
+            compile: bool = False) -> dict:
     """FLOPs of one step (forward + backward) and the median time of the trainer's step."""
     splits = data_splits(data, n=n)
     x, y = splits.train.x, splits.train.y
     model = build_model(family, splits.train.spec, config, seed=0)
     tr = Trainer(model, train_config(get_family(family), seed=0, device="cpu", batch_size=batch_size,
-                                     progress=False, epochs=1))
+                                     progress=False, epochs=1, compile=compile))
     x = model.check_input(x)
     model.setup(x, y)
     tr.t0, tr.seen, tr.total_steps = time.perf_counter(), 0, 10**6  # what fit() sets before its loop
@@ -91,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=20, help="timed steps per case (median)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     p.add_argument("--cases", default=",".join(c[0] for c in CASES), help="comma-separated case names")
+    p.add_argument("--compile", default="realnvp moons h128,maf moons",
+                   help="cases also measured with TrainConfig(compile=True)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     wanted = set(args.cases.split(","))
@@ -100,12 +104,14 @@ def main(argv: list[str] | None = None) -> None:
     for name, fam, data, n, cfg, bs, kind in CASES:
         if name not in wanted:
             continue
-        r = measure(fam, data, n, cfg, bs, args.repeats)
-        r.update(case=name, family=fam, data=data, batch_size=bs, kind=kind, threads=args.threads,
-                 percent_of_matmul=100 * r["gflops"] / peak, matmul_gflops=peak)
-        rows.append(r)
-        print(f"{name:22s} {r['gflops']:7.2f} GFLOP/s  {r['percent_of_matmul']:5.1f}% of matmul  "
-              f"{r['step_ms']:.1f} ms/step", flush=True)
+        for compiled in (False, True) if name in args.compile.split(",") else (False,):
+            r = measure(fam, data, n, cfg, bs, args.repeats, compiled)
+            label = name + (" compiled" if compiled else "")
+            r.update(case=label, family=fam, data=data, batch_size=bs, kind=kind, threads=args.threads,
+                     compiled=compiled, percent_of_matmul=100 * r["gflops"] / peak, matmul_gflops=peak)
+            rows.append(r)
+            print(f"{label:31s} {r['gflops']:7.2f} GFLOP/s  {r['percent_of_matmul']:5.1f}% of matmul  "
+                  f"{r['step_ms']:.1f} ms/step", flush=True)
     peak_after = matmul_gflops()  # the machine is shared: a second reading shows how much it drifted
     rows[0]["gflops_after"] = peak_after
     print()

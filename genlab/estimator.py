@@ -53,7 +53,8 @@ def infer_spec(X: np.ndarray, kind: str = "auto", levels: int | None = None,
 
 
 class Estimator(TransformerMixin, BaseEstimator):
-    """Any genlab family as a scikit-learn density estimator.
+    """Any genlab family as a scikit-learn density estimator; for `Latent` families also a
+    transformer (``transform`` / ``fit_transform`` give codes, ``inverse_transform`` decodes).
 
     Args:
         family: a registered family (``genlab.families()``).

@@ -18,7 +18,11 @@ from genlab.protocol import NotSupported
 from genlab.tasks import compress as cz
 from genlab.tasks.compress import compress, decompress, measure, method_for, read_header
 
-FAMILIES = ["made", "made-1", "pixelcnn", "transformer", "bayesnet", "gaussian", "gmm", "vae", "iwae", "vae-binary"]
+FAMILIES = ["made", "made-1", "pixelcnn", "transformer", "bayesnet", "gaussian", "gmm", "vae", "iwae", "vae-binary",
+            "vae-bernoulli", "vae-categorical"]
+OVERRIDES = {"made-1": {"n_orders": 1},  # one ordering: log_prob is then the chain that compress codes
+             "vae-bernoulli": {"latent": "bernoulli", "latent_dim": 6},
+             "vae-categorical": {"latent": "categorical", "latent_dim": 3, "categories": 4}}
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +35,8 @@ def models(digits, binary_digits):
     out = {}
     for f in FAMILIES:
         fam, ds = ("vae", binary_digits) if f == "vae-binary" else (f.split("-")[0], digits)
-        if f == "made-1":  # one ordering: log_prob is then the chain that compress codes
-            monkey = pytest.MonkeyPatch()
-            monkey.setitem(FAMILY_CONFIGS, "made", {**FAMILY_CONFIGS["made"], "n_orders": 1})
-            out[f] = fit_tiny(fam, ds, epochs=1)[0]
-            monkey.undo()
-        else:
+        with pytest.MonkeyPatch.context() as monkey:
+            monkey.setitem(FAMILY_CONFIGS, fam, {**FAMILY_CONFIGS[fam], **OVERRIDES.get(f, {})})
             out[f] = fit_tiny(fam, ds, epochs=1)[0]
     return out
 

@@ -15,9 +15,9 @@ assigns each bucket its mass under ``N(mu, sigma^2)``, and the decoder reads the
 median. Bernoulli and categorical latents are coded as they are (uniform priors).
 
 Initial bits: the first example has nothing to borrow from, so the stack starts with ``w``
-words drawn from ``numpy.random.default_rng(seed)``: the fewest (2, 4, 8, ...) with which
-decoding the first latents leaves at least 64 bits on the stack (the encoder starts again with
-twice as many otherwise). They are paid once: over ``n`` examples of ``D`` entries they add
+words drawn from ``numpy.random.default_rng(seed)``: enough for the bits that the first
+example's latents take, ``-log2 q(y|x)``, plus 64 (measured on a trial decode; the encoder starts
+again with two more words if a later chunk finds fewer than 64 bits left). They are paid once: over ``n`` examples of ``D`` entries they add
 ``32 w / (n D)`` bits per dimension, and every later example borrows from the bits of the
 examples before it. Examples are coded in chunks whose size the encoder picks from the bits on
 the stack (1.5 times the most bits one example's latents have taken so far, per example; a chunk
@@ -137,12 +137,22 @@ def encode(model: VAE, sym: np.ndarray, seed: int = 0, max_chunk: int = 32) -> t
     """Words for ``sym`` (n, D) integer levels, the ideal net bits (sum over examples of
     ``-log2 p(x|y) - log2 p(y) + log2 q(y|x)`` at the drawn ``y``), and header fields."""
     check(model)
-    k = 2
+    k = _first_need(model, sym[:1], seed)
     while True:
         try:
             return _encode(model, sym, seed, k, max_chunk)
         except _Starved:
-            k *= 2
+            k += 2
+
+
+def _first_need(model: VAE, first: np.ndarray, seed: int) -> int:
+    """Initial words for the first example: the bits its latents take off a stack that has
+    plenty (at most 24 per symbol), plus `MARGIN`, in words."""
+    pieces = _Pieces(model, model_bucket_bits(model))
+    coder = constriction.stream.stack.AnsCoder(_initial_words(math.ceil(24 * pieces.n_lat / 32) + 4, seed))
+    start = coder.num_valid_bits()
+    coder.decode(constriction.stream.model.Categorical(perfect=False), pieces.posterior(first))
+    return max(2, math.ceil((start - coder.num_valid_bits() + MARGIN) / 32) + 1)
 
 
 def _encode(model: VAE, sym: np.ndarray, seed: int, k: int, max_chunk: int) -> tuple[np.ndarray, float, dict]:

@@ -108,12 +108,12 @@ def _autoregressive_steps(model: GenerativeModel) -> tuple[list[int], Step]:
     shape = tuple(spec.event_shape)
     levels = torch.arange(L, dtype=torch.float32).repeat_interleave(D).reshape(L, *shape)
     values = model.pre(model.check_input(levels))[0].reshape(L, D)  # level k of entry d, model space
-    probe = values[:1]
-    try:
-        model.conditionals(probe)
-        image = False
-    except (ValueError, RuntimeError, IndexError):  # reads only (C, H, W) images
-        image = True
+    image = False
+    if spec.is_image:
+        try:
+            model.conditionals(values[:1])  # a flat (1, D) example
+        except (ValueError, RuntimeError, IndexError):  # reads only (C, H, W) images
+            image = True
     if image:
         c, h, w = shape
         order = [ch * h * w + i for i in range(h * w) for ch in range(c)]

@@ -98,7 +98,7 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
         self.holdout = params.pop("holdout", 0.2)
         self.compressor = params.pop("compressor", "zlib")
         self.rate = params.pop("rate", 0.2)
-        self.bg_weight_decay = params.pop("bg_weight_decay", 1e-4)
+        self.bg_weight_decay = params.pop("bg_weight_decay", 0.01)
         self.seed = params.pop("seed", 0)
         self.data_kind = params.pop("data_kind", "auto")
         self.levels = params.pop("levels", None)
@@ -127,8 +127,8 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
         O.check_scorable(self.model_.model_)
         if self.score == "ratio":
             g = torch.Generator().manual_seed(self.seed)
-            bg_kw = {**kw, "weight_decay": self.bg_weight_decay}
-            self.background_ = Estimator(self.family, **bg_kw).fit(O.perturb_like(torch.as_tensor(Xt), self.rate, spec, g).numpy())
+            noisy = O.perturb_like(torch.as_tensor(Xt), self.rate, spec, g).numpy()
+            self.background_ = Estimator(self.family, **{**kw, "weight_decay": self.bg_weight_decay}).fit(noisy)
         if self.score == "complexity":
             self.quantizer_ = O.ByteQuantizer.fit(torch.as_tensor(Xt, dtype=torch.float64), spec.levels)
         nll_h = self._nll(Xh)

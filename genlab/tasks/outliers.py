@@ -231,10 +231,11 @@ def outlier_scores(model: GenerativeModel, x: Tensor, x_heldout: Tensor, *,
     if background is not None:
         out["ratio"] = (likelihood_ratio_scores(nll, nll_scores(background, x)),
                         likelihood_ratio_scores(nll_h, nll_scores(background, x_heldout)))
-    if compressor == "png" and (len(model.spec.event_shape) != 3 or model.spec.event_shape[0] not in (1, 3)):
+    if compressor in ("png", "webp") and (len(model.spec.event_shape) != 3 or model.spec.event_shape[0] not in (1, 3)):
         compressor = "zlib"
-    lv, d = model.spec.levels, model.spec.dim
-    out["complexity"] = (complexity_scores(nll, x, d, lv, compressor), complexity_scores(nll_h, x_heldout, d, lv, compressor))
+    q = ByteQuantizer.fit(x_heldout, model.spec.levels)  # one byte map for both sets (continuous data)
+    out["complexity"] = tuple(complexity_scores(n, v, model.spec.dim, compressor=compressor, quantizer=q)
+                              for n, v in ((nll, x), (nll_h, x_heldout)))
     return out
 
 
