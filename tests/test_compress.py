@@ -127,6 +127,10 @@ def test_wrong_model_and_damaged_files_raise_value_error(models, digits):
         decompress(model, bytes(flipped))
     with pytest.raises(ValueError, match="truncated"):
         decompress(model, data[:-4])
+    with pytest.raises(ValueError, match="corrupted header.*missing or wrong n"):
+        decompress(model, data.replace(b'"n":8', b'"N":8'))
+    with pytest.raises(ValueError, match="unknown coding method"):
+        decompress(model, data.replace(b'"method":"chain"', b'"method":"other"'))
     with pytest.raises(ValueError, match="not a genlab compressed file"):
         decompress(model, b"PK" + data[2:])
     with pytest.raises(ValueError, match="levels|0..16"):

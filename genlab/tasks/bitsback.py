@@ -16,18 +16,23 @@ median. Bernoulli and categorical latents are coded as they are (uniform priors)
 
 Initial bits: the first example has nothing to borrow from, so the stack starts with ``w``
 words drawn from ``numpy.random.default_rng(seed)``: enough for the bits that the first
-example's latents take, ``-log2 q(y|x)``, plus 64 (measured on a trial decode; the encoder starts
-again with two more words if a later chunk finds fewer than 64 bits left). They are paid once: over ``n`` examples of ``D`` entries they add
-``32 w / (n D)`` bits per dimension, and every later example borrows from the bits of the
-examples before it. Examples are coded in chunks whose size the encoder picks from the bits on
-the stack (1.5 times the most bits one example's latents have taken so far, per example; a chunk
-that would leave fewer than 64 bits is retried as one example), starting at one example and
-growing with the stack up to ``max_chunk``; the header records the chunk sizes and ``w``. Within
-a chunk the networks run batched, with the same batch on both sides, so that the floats agree.
-At the end the decoder must find the initial words again: a last check of the whole file.
+example's latents take, ``-log2 q(y_1|x_1)``, plus 64 (measured on a trial decode; the encoder
+starts again with two more words if a later chunk finds fewer than 64 bits left). Only the words
+the latents took are paid: those still untouched at the bottom of the final stack are left out
+of the file (the decoder draws them from the seed again). Over ``n`` examples of ``D`` entries
+that is about ``-log2 q(y_1|x_1) / (n D)`` bits per dimension, paid once; every later example
+borrows from the bits of the examples before it.
+
+Examples are coded in chunks whose size the encoder picks from the bits on the stack (1.5 times
+the most bits one example's latents have taken so far, per example; a chunk that would leave
+fewer than 64 bits is retried as one example), starting at one example and growing with the
+stack up to ``max_chunk``; the header records the chunk sizes (run lengths) and ``w``. Within a chunk the
+networks run batched, with the same batch on both sides, so that the floats agree. At the end
+the decoder must find the initial words again: a last check of the whole file.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import constriction
@@ -182,20 +187,32 @@ def _encode(model: VAE, sym: np.ndarray, seed: int, k: int, max_chunk: int) -> t
         ideal += _bits(px, xs) + len(y) * math.log2(pieces.k_lat) - _bits(q, y)
         chunks.append(m)
         at += m
-    return coder.get_compressed(), ideal, {"chunks": chunks, "seed": seed, "bucket_bits": bb, "initial_words": k}
+    words, init = coder.get_compressed(), _initial_words(k, seed)
+    j = 0  # initial words still at the bottom of the stack: the decoder makes them itself
+    while j < min(k, len(words) - 1) and words[j] == init[j]:
+        j += 1
+    runs = [[m, len(list(g))] for m, g in itertools.groupby(chunks)]  # run lengths: a short header
+    return words[j:], ideal, {"chunks": runs, "seed": seed, "bucket_bits": bb, "initial_words": k, "implied": j}
 
 
 def decode(model: VAE, words: np.ndarray, n: int, header: dict) -> np.ndarray:
     """The (n, D) symbols of `encode`'s words; ValueError if the file does not decode cleanly."""
     check(model)
-    chunks = [int(c) for c in header.get("chunks", [])]
+    try:
+        chunks = [int(m) for m, count in header["chunks"] for _ in range(int(count))]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("bits-back header has no valid chunk sizes; the file is damaged") from None
     if sum(chunks) != n or header.get("bucket_bits") != model_bucket_bits(model):
         raise ValueError("bits-back header is inconsistent (chunk sizes or bucket bits); the file is damaged")
     pieces = _Pieces(model, int(header["bucket_bits"]))
     fam = constriction.stream.model.Categorical(perfect=False)
     prior = constriction.stream.model.Uniform(pieces.k_lat)
+    k, j = int(header.get("initial_words", -1)), int(header.get("implied", -1))
+    if not 0 <= j <= k:
+        raise ValueError("bits-back header is inconsistent (initial words); the file is damaged")
+    init = _initial_words(k, int(header["seed"]))
     try:
-        coder = constriction.stream.stack.AnsCoder(words)
+        coder = constriction.stream.stack.AnsCoder(np.concatenate([init[:j], words]))
     except Exception as e:  # constriction rejects a word sequence no encoder can end with
         raise ValueError(f"compressed words are not a valid ANS stack ({e}); the file is damaged") from None
     sym = np.zeros((n, model.spec.dim), dtype=np.int64)
@@ -206,7 +223,7 @@ def decode(model: VAE, words: np.ndarray, n: int, header: dict) -> np.ndarray:
         sym[end - m:end] = x
         coder.encode_reverse(y.astype(np.int32), fam, pieces.posterior(x.astype(np.int64)))
         end -= m
-    if not np.array_equal(coder.get_compressed(), _initial_words(int(header["initial_words"]), int(header["seed"]))):
+    if not np.array_equal(coder.get_compressed(), init):
         raise ValueError("bits-back decoding did not end on the initial words: the file does not belong to this "
                          "model, or the floats differ from compression; decompress with the run that compressed it")
     return sym

@@ -71,9 +71,13 @@ def unpack(data: bytes) -> tuple[dict, np.ndarray]:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"compressed file has a corrupted header ({e}); the file is damaged, copy it again") from None
     payload = data[_PREFIX.size + n:]
-    expect = header.get("words")
-    if not isinstance(header, dict) or not isinstance(expect, int):
-        raise ValueError("compressed file has a corrupted header (no word count); the file is damaged")
+    types = {"family": str, "model_sha256": str, "method": str, "n": int, "event_shape": list,
+             "data_sha256": str, "words": int, "payload_sha256": str}
+    bad = [k for k, t in types.items() if not isinstance(header, dict) or not isinstance(header.get(k), t)]
+    if bad:
+        raise ValueError(f"compressed file has a corrupted header (missing or wrong {', '.join(bad)}); "
+                         "the file is damaged, copy it again")
+    expect = header["words"]
     if len(payload) != 4 * expect:
         raise ValueError(f"compressed file is truncated or padded: {len(payload)} payload bytes, the header "
                          f"records {4 * expect}; the file is incomplete or damaged, copy it again")

@@ -7,9 +7,10 @@ levels), by what the model offers (its capabilities, never its family name):
   conditional a categorical over the levels, coded with ANS (Duda 2009) through
   ``constriction.stream.model.Categorical(perfect=False)``:
 
-  - autoregressive models (an exact density with ``conditionals(z)`` giving each entry's
-    parameters for ``head.log_prob``: made (ordering 0), pixelcnn, transformer): the network
-    runs on the partially filled input once per entry, batched over the examples;
+  - autoregressive models (`genlab.tasks.impute_ar.ar_view`: an exact density with
+    ``conditionals(z)`` giving each entry's parameters for ``head.log_prob``: made (ordering 0),
+    pixelcnn, transformer): the network runs on the partially filled input once per entry,
+    batched over the examples;
   - Bayesian networks: each variable's CPT row given its parents, in topological order;
   - Gaussians / mixtures (`GaussianMixtureForm`) over dequantized levels: a discrete model
     derived from the density, ``Q(x_d = k | x_<d)`` = the mass of bin ``k`` (in model space,
@@ -41,12 +42,12 @@ import torch
 from torch import Tensor
 
 from ..data.preprocess import Standardize
-from ..models._autoregressive import CategoricalHead, DiscretizedLogisticMixtureHead
 from ..models.bayesnet import BayesNet
 from ..models.vae import VAE
 from ..protocol import Density, GaussianMixtureForm, GenerativeModel, NotSupported
 from . import bitsback
 from .codec_format import check_model, data_digest, fingerprint, pack, unpack
+from .impute_ar import ar_view
 
 Step = Callable[[np.ndarray, int], np.ndarray]  # (partial symbols (n, D), entry d) -> probs (n, K)
 
@@ -92,41 +93,29 @@ def _chain_steps(model: GenerativeModel) -> tuple[list[int], Step]:
         return _bayesnet_steps(model)
     if isinstance(model, GaussianMixtureForm):
         return _mixture_steps(model)
-    head = getattr(model, "head", None)
-    if isinstance(head, (CategoricalHead, DiscretizedLogisticMixtureHead)) and callable(
-            getattr(model, "conditionals", None)):
-        return _autoregressive_steps(model)
+    view = ar_view(model)
+    if view is not None:
+        return _autoregressive_steps(model, view)
     raise NotSupported(f"{model.name}: its exact density has no chain rule that genlab can evaluate one entry "
                        "at a time (autoregressive conditionals, CPTs or a Gaussian mixture)")
 
 
-def _autoregressive_steps(model: GenerativeModel) -> tuple[list[int], Step]:
+def _autoregressive_steps(model: GenerativeModel, view) -> tuple[list[int], Step]:
     """Entry ``d``'s categorical from ``head.log_prob`` at every level, with the network run on
-    the partially filled example. Models whose ``conditionals`` read (C, H, W) images (PixelCNN)
-    are coded in their raster order (pixels, then channels); flat readers in index order."""
+    the partially filled example, in the model's ordering (`impute_ar.ar_view`: ordering 0 of a
+    MADE, raster order with channels inner for a PixelCNN, index order for a transformer)."""
+    orders, params_fn = view
     spec, D, L = model.spec, model.spec.dim, model.spec.levels
     shape = tuple(spec.event_shape)
     levels = torch.arange(L, dtype=torch.float32).repeat_interleave(D).reshape(L, *shape)
     values = model.pre(model.check_input(levels))[0].reshape(L, D)  # level k of entry d, model space
-    image = False
-    if spec.is_image:
-        try:
-            model.conditionals(values[:1])  # a flat (1, D) example
-        except (ValueError, RuntimeError, IndexError):  # reads only (C, H, W) images
-            image = True
-    if image:
-        c, h, w = shape
-        order = [ch * h * w + i for i in range(h * w) for ch in range(c)]
-    else:
-        order = list(range(D))
 
     def step(partial: np.ndarray, d: int) -> np.ndarray:
         x = torch.from_numpy(partial).to(values.dtype).reshape(len(partial), *shape)
-        z = model.pre(x)[0]
-        params = model.conditionals(z if image else z.reshape(len(z), D)).reshape(len(z), D, -1)[:, d]
-        lp = model.head.log_prob(values[:, d].expand(len(z), L), params[:, None].expand(-1, L, -1))
+        params = params_fn(model.pre(x)[0].reshape(len(x), D), 0)[:, d]  # (n, P)
+        lp = model.head.log_prob(values[:, d].expand(len(x), L), params[:, None].expand(-1, L, -1))
         return torch.softmax(lp.double(), -1).numpy()  # renormalizes the head's own rounding
-    return order, step
+    return orders[0].tolist(), step
 
 
 def _bayesnet_steps(model: BayesNet) -> tuple[list[int], Step]:
@@ -223,9 +212,9 @@ def _symbols(model: GenerativeModel, x: Tensor | np.ndarray) -> np.ndarray:
 def _encode(model: GenerativeModel, x, seed: int, note: dict | None = None) -> tuple[bytes, dict]:
     sym = _symbols(model, x)
     method = method_for(model)
-    header = {"note": note or {}, "family": model.name, "model_sha256": fingerprint(model), "method": method, "n": len(sym),
-              "event_shape": list(model.spec.event_shape), "levels": model.spec.levels,
-              "data_sha256": data_digest(sym), "torch": torch.__version__, "machine": platform.machine()}
+    header = {"family": model.name, "model_sha256": fingerprint(model), "method": method, "n": len(sym),
+              "event_shape": list(model.spec.event_shape), "data_sha256": data_digest(sym),
+              "torch": torch.__version__, "machine": platform.machine(), "note": note or {}}
     with _coding(model):
         if method == "chain":
             words, ideal = _chain_encode(*_chain_steps(model), sym)
