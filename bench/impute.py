@@ -36,7 +36,7 @@ CONFIGS = {"gaussian": {}, "gmm": {"n_components": 5, "reg": 0.05}, "made": {"hi
            "vae": {"latent_dim": 8, "epochs": 300},
            "ddpm": {"hidden": 256, "depth": 3, "sample_steps": 100, "max_minutes": 3.0}}
 # imputation settings per family: the default method first, then alternatives (keyword arguments of impute)
-VARIANTS = {"vae": [{}, {"method": "pseudo-gibbs"}, {"sweeps": 200}, {"method": "pseudo-gibbs", "sweeps": 200}],
+VARIANTS = {"vae": [{}, {"sweeps": 20}, {"method": "pseudo-gibbs"}, {"method": "pseudo-gibbs", "sweeps": 200}],
             "ddpm": [{}, {"jump": 10, "resample": 3}], "made": [{}, {"method": "mcmc", "only_if": "ancestral"}]}
 LOADERS = {"digits": lambda: load_digits(return_X_y=True), "breast_cancer": lambda: load_breast_cancer(return_X_y=True)}
 

@@ -25,7 +25,7 @@ from .metrics.classifier import classifier_features, get_classifier
 from .metrics.fid import fid
 from .metrics.memorization import memorization
 from .metrics.samples import density_coverage, mmd, precision_recall
-from .protocol import Conditional, Density, Energy, GenerativeModel, Latent, NotSupported
+from .protocol import Conditional, Density, Energy, GenerativeModel, Latent, NotSupported, takes_labels
 
 ERRORS = (NotImplementedError, ValueError, RuntimeError)  # NotSupported is a NotImplementedError
 
@@ -172,7 +172,7 @@ def _evaluate(model: GenerativeModel, train: Dataset, test: Dataset, s: EvalSett
         rec.metrics["bits_per_dim"] = bits_per_dim(e, model.spec.dim).to_dict()
         bound = model.density is Density.BOUND or model.pre.lower_bound
         rec.metrics["nll_is"] = "upper bound" if bound else "exact"
-        if isinstance(model, Conditional) and test.y is not None:
+        if takes_labels(model) and test.y is not None:
             rec.metrics["nll_given_label_nats"] = nll(model, test.x, condition=test.y).to_dict()
     rec.run(["nll"], likelihood)  # nll_nats and bits_per_dim
 
@@ -180,7 +180,7 @@ def _evaluate(model: GenerativeModel, train: Dataset, test: Dataset, s: EvalSett
     n = min(s.n, len(test))
     held = test.subset(torch.randperm(len(test), generator=g)[:n])
     ref = train.subset(torch.randperm(len(train), generator=g)[:min(s.n_ref, len(train))])
-    cond = held.y if isinstance(model, Conditional) and held.y is not None else None
+    cond = held.y if takes_labels(model) and held.y is not None else None
     gen: dict[str, Tensor] = {}
 
     def sampling() -> None:

@@ -158,7 +158,7 @@ class GenerativeModel(nn.Module):
         """Mean negative log-likelihood (nats, data space) of a batch: the MLE objective."""
         x = batch.x
         z, logdet = self.pre(x, batch.generator)
-        cond = batch.y if isinstance(self, Conditional) else None
+        cond = batch.y if takes_labels(self) else None
         nll = -(self._log_prob(z, condition=cond, generator=batch.generator) + logdet).mean()
         return Loss(nll)
 
@@ -167,7 +167,7 @@ class GenerativeModel(nn.Module):
         if self.density not in (Density.EXACT, Density.BOUND):
             return None
         with torch.no_grad():
-            cond = y if isinstance(self, Conditional) else None
+            cond = y if takes_labels(self) else None
             return float(-self.log_prob(x, condition=cond).mean())
 
     # -- private maths, in model space ----------------------------------------------------------
@@ -270,7 +270,21 @@ class Energy:
 
 
 class Conditional:
-    """Mixin: ``condition=`` class labels are honoured by ``sample`` and ``log_prob``."""
+    """Mixin: ``condition=`` class labels are honoured by ``sample`` and ``log_prob``.
+
+    A family can be conditional while one of its instances is not (built without labels, e.g.
+    ``vae --conditional false``): ``conditioned`` then says False and labels are not passed to it.
+    """
+
+    @property
+    def conditioned(self) -> bool:
+        """True when this instance takes labels (``condition=``)."""
+        return True
+
+
+def takes_labels(model: object) -> bool:
+    """Whether ``model`` should be given labels: a `Conditional` family built with them."""
+    return isinstance(model, Conditional) and model.conditioned
 
 
 class GaussianMixtureForm:

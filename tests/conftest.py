@@ -30,7 +30,7 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "ae": {"hidden": 32, "latent_dim": 2},
     "wae": {"hidden": 32, "latent_dim": 2},
     "iwae": {"hidden": 32, "latent_dim": 2, "k": 3},
-    "glow": {"levels": 2, "steps": 2, "hidden": 16, "depth": 1},
+    "glow": {"scales": 2, "steps": 2, "hidden": 16, "depth": 1},
     "maf": {"n_layers": 2, "hidden": 16, "depth": 1},
     "nsf": {"n_layers": 2, "hidden": 16, "depth": 1, "bins": 4},
     "bayesnet": {"structure": "chow-liu"},

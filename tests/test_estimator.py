@@ -69,3 +69,15 @@ def test_bad_parameters_and_input():
         genlab.Estimator("gaussian").fit(np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 1.0]]))
     with pytest.raises(AttributeError, match="not fitted"):
         genlab.Estimator("gaussian").score(np.zeros((2, 2)))
+
+
+def test_labels_reach_only_models_built_to_take_them():
+    """A vae built unconditional (or a flow with embed_dim=0) ignores y in fit, as a Pipeline passes it,
+    while a conditional one uses it; both then score without labels."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200], y[:200]
+    plain = genlab.Estimator("vae", conditional=False, epochs=1, val_fraction=0.2).fit(X, y)
+    assert not plain.model_.conditioned
+    cond = genlab.Estimator("vae", conditional=True, epochs=1, val_fraction=0.2).fit(X, y)
+    assert cond.model_.conditioned
+    assert np.isfinite(plain.score(X)) and np.isfinite(cond.score(X))

@@ -156,7 +156,7 @@ FLOWS = {
     "glow-2d": ("glow", DataSpec((2,)), {"steps": 3, "hidden": 16, "depth": 1}),
     "glow-2d-reverse": ("glow", DataSpec((2,)), {"steps": 3, "hidden": 16, "depth": 1, "mixing": "reverse"}),
     "glow-img-multiscale": ("glow", DataSpec((1, 4, 4), Kind.DISCRETE, levels=5, num_classes=3),
-                            {"levels": 2, "steps": 2, "hidden": 16, "depth": 1}),
+                            {"scales": 2, "steps": 2, "hidden": 16, "depth": 1}),
     "glow-img-odd-sides": ("glow", DataSpec((1, 3, 3)), {"steps": 2, "hidden": 16, "depth": 1}),
     "maf-2d": ("maf", DataSpec((2,)), {"n_layers": 3, "hidden": 16}),
     "maf-img": ("maf", DataSpec((1, 4, 4), num_classes=3), {"n_layers": 2, "hidden": 32, "depth": 1}),

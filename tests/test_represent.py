@@ -21,9 +21,7 @@ FAST = {"timesteps": 8, "sample_steps": 4}  # ddpm: DDIM encoding in 4 steps kee
 
 
 def _estimator(family: str, seed: int = 0) -> genlab.Estimator:
-    # glow's tiny config has `levels` (its multi-scale depth), which the Estimator reads as the
-    # data's number of discrete levels (its own key): leave it out here (glow's default is used)
-    cfg = {k: v for k, v in {**FAMILY_CONFIGS[family], **(FAST if family == "ddpm" else {})}.items() if k != "levels"}
+    cfg = {**FAMILY_CONFIGS[family], **(FAST if family == "ddpm" else {})}
     return genlab.Estimator(family, epochs=1, batch_size=64, seed=seed, val_fraction=0, **cfg)
 
 
@@ -121,3 +119,10 @@ def test_pipeline_of_codes_and_a_linear_probe_learns_the_labels(digits):
     assert pipe.score(X[:150], y[:150]) > 0.5  # 10 classes: chance is 0.1
     refit = clone(pipe).fit(X[:150], y[:150])  # clone keeps every setting, and fitting is seeded
     np.testing.assert_array_equal(refit.predict(X[150:]), pipe.predict(X[150:]))
+
+
+def test_a_pipeline_passes_labels_to_a_conditional_family_and_codes_need_none(digits):
+    X, y = digits.x.numpy(), digits.y.numpy()
+    pipe = Pipeline([("codes", _estimator("vae")), ("probe", LogisticRegression(max_iter=500))]).fit(X, y)
+    assert pipe[0].model_.n_labels == 10  # fit_transform(X, y) trained a label-conditional VAE
+    assert pipe.predict_proba(X[:5]).shape == (5, 10)  # transform encodes with the "no label" input

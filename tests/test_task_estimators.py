@@ -160,3 +160,14 @@ def test_imputer_bad_input():
         imp.transform(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="unknown parameter"):
         GenerativeImputer("gmm", componentz=3)
+
+
+def test_detector_default_typicality_on_discrete_images():
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data.reshape(-1, 1, 8, 8)            # 17 grey levels, (n, 1, 8, 8)
+    det = GenerativeOutlierDetector("gaussian").fit(X[:1400])
+    assert det.score == "typicality"
+    noise = np.random.default_rng(0).integers(0, 17, size=(200, 1, 8, 8))
+    assert np.mean(det.predict(noise) == -1) > 0.95
+    assert abs(np.mean(det.predict(X[1400:]) == -1) - 0.05) < 0.05

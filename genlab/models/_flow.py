@@ -96,6 +96,10 @@ class FlowBase(GenerativeModel, Latent, Conditional):
         return x.reshape(u.shape)
 
     # -- context -----------------------------------------------------------------------------------
+    @property
+    def conditioned(self) -> bool:
+        return bool(self.n_classes)
+
     def _context(self, condition: Tensor | None, n: int, device: torch.device) -> Tensor | None:
         """(batch, embed_dim) label embeddings; ``None`` labels use the "no label" row."""
         if not self.n_classes:

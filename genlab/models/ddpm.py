@@ -101,6 +101,10 @@ class DDPM(GenerativeModel, Latent, Conditional):
         return Rescale(spec) if spec.is_discrete else default_preprocess(spec)
 
     # -- the noise predictor --------------------------------------------------------------------
+    @property
+    def conditioned(self) -> bool:
+        return self.num_classes is not None
+
     def _labels(self, condition: Tensor | None, n: int, device) -> Tensor | None:
         if self.num_classes is None:
             if condition is not None:

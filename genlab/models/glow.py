@@ -24,8 +24,8 @@ from ._flow import FlowBase, FlowConfig
 
 @dataclass
 class GlowConfig(FlowConfig):
-    levels: int = field(default=3, metadata={
-        "help": "multi-scale levels for images (fewer if the sides cannot be halved that often)"})
+    scales: int = field(default=3, metadata={
+        "help": "multi-scale levels (squeeze-split stages) for images (fewer if the sides cannot be halved that often)"})
     steps: int = field(default=8, metadata={"help": "flow steps (actnorm, mixing, coupling) per level"})
     hidden: int = field(default=128, metadata={
         "help": "conditioner width: MLP units for vectors, conv channels (hidden // 4) for images"})
@@ -89,9 +89,9 @@ class Glow(FlowBase):
         super().__init__(spec, config)
         if config.mixing not in ("lu", "reverse", "shuffle"):
             raise ValueError(f"glow.mixing must be 'lu', 'reverse' or 'shuffle', got {config.mixing!r}")
-        if config.levels < 1 or config.steps < 1 or config.hidden < 1 or config.depth < 0 or config.scale_bound <= 0:
-            raise ValueError("glow: levels, steps and hidden must be >= 1, depth >= 0, scale_bound > 0")
-        n_levels = min(config.levels, _halvings(*spec.event_shape[1:])) if spec.is_image else 0
+        if config.scales < 1 or config.steps < 1 or config.hidden < 1 or config.depth < 0 or config.scale_bound <= 0:
+            raise ValueError("glow: scales, steps and hidden must be >= 1, depth >= 0, scale_bound > 0")
+        n_levels = min(config.scales, _halvings(*spec.event_shape[1:])) if spec.is_image else 0
         if n_levels == 0 and spec.dim < 2:
             raise ValueError("glow: coupling layers need at least 2 values per example; use maf for 1-D data")
         self.multiscale = n_levels > 0

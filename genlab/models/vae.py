@@ -90,6 +90,10 @@ class VAE(GenerativeModel, Latent, Conditional):
         """(*event_shape) decoder log-scales, ``>= LOG_SCALE_MIN`` (smooth softplus bound)."""
         return LOG_SCALE_MIN + nn.functional.softplus(self.raw_log_scale - LOG_SCALE_MIN)
 
+    @property
+    def conditioned(self) -> bool:
+        return bool(self.n_labels)
+
     def labels(self, condition: Tensor | None, n: int) -> Tensor | None:
         """(n,) label indices for the embeddings ("no label" where condition is None); None if
         the model is not conditional."""

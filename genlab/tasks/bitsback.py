@@ -24,9 +24,9 @@ that is about ``-log2 q(y_1|x_1) / (n D)`` bits per dimension, paid once; every 
 borrows from the bits of the examples before it.
 
 Examples are coded in chunks whose size the encoder picks from the bits on the stack (1.5 times
-the most bits one example's latents have taken so far, per example; a chunk that would leave
-fewer than 64 bits is retried as one example), starting at one example and growing with the
-stack up to ``max_chunk``; the header records the chunk sizes (run lengths) and ``w``. Within a chunk the
+the most bits one example's latents have taken so far, per example, rounded down to a power of
+2; a chunk that would leave fewer than 64 bits is retried as one example), starting at one
+example and growing with the stack up to ``max_chunk``; the header records the chunk sizes (run lengths) and ``w``. Within a chunk the
 networks run batched, with the same batch on both sides, so that the floats agree. At the end
 the decoder must find the initial words again: a last check of the whole file.
 """
@@ -169,7 +169,8 @@ def _encode(model: VAE, sym: np.ndarray, seed: int, k: int, max_chunk: int) -> t
     chunks, at, ideal = [], 0, 0.0
     taken = pieces.n_lat * math.log2(pieces.k_lat)  # bits one example's latents take off the stack (running max)
     while at < len(sym):
-        m = int(min(max_chunk, len(sym) - at, max(1, (coder.num_valid_bits() - MARGIN) // (1.5 * taken))))
+        room = max(1, int((coder.num_valid_bits() - MARGIN) // (1.5 * taken)))
+        m = min(max_chunk, len(sym) - at, 1 << (room.bit_length() - 1))  # powers of 2: few runs to record
         while True:
             x, before = sym[at:at + m], coder.clone()
             q = pieces.posterior(x)

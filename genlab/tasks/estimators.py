@@ -72,7 +72,9 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
             family and config trained on the training part with a share ``rate`` of its entries
             replaced by uniform noise and AdamW weight decay ``bg_weight_decay``, Ren et al. 2019)
             or ``complexity`` (``-log2 p(x) - L(x)`` per dimension, with ``L`` the length of the
-            8-bit example compressed by ``compressor``, Serra et al. 2020).
+            8-bit example compressed by ``compressor``, Serra et al. 2020). The default is
+            ``typicality``: ``complexity`` needs images (a compressor gains nothing on a short
+            row of numbers: on 8x8 digits zlib's overhead makes uniform noise look simple).
         fpr: share of held-out inliers to flag; the threshold is their ``1 - fpr`` quantile.
         holdout: share of ``X`` kept out of training: it gives the threshold and the typical
             set's entropy estimate ``H`` (mean held-out NLL), both on data the model has not
@@ -93,7 +95,7 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
 
     def __init__(self, family: str = "gaussian", **params: Any):
         self.family = family
-        self.score = params.pop("score", "complexity")
+        self.score = params.pop("score", "typicality")
         self.fpr = params.pop("fpr", 0.05)
         self.holdout = params.pop("holdout", 0.2)
         self.compressor = params.pop("compressor", "zlib")
