@@ -110,7 +110,8 @@ def mnist(minutes: float) -> list[dict]:
     x = s.test.x
     n, dims = len(x), x[0].numel() * len(x)
     raw = x.reshape(n, -1).numpy().astype(np.uint8)
-    rows = [{**r, "method": r["method"] + ", byte/pixel"} for r in baselines(raw, (raw * 255).reshape(n * 28, 28), dims)]
+    tiled = (raw * 255).reshape(n * 28, 28)
+    rows = [{**r, "method": r["method"] + ", byte/pixel"} for r in baselines(raw, tiled, dims)]
     rows += [{**r, "method": r["method"] + ", packed bits"} for r in baselines(np.packbits(raw, axis=1), None, dims)]
     model, sec = train("vae", s, CONFIG, minutes, batch_size=100, lr=1e-3, patience=30)
     rows.append(model_row("vae (bits-back)", model, x, sec))

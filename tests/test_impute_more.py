@@ -136,6 +136,7 @@ def _exact_conditional(model, x_obs, miss):
 
 
 def _check_draws(draws, exact, n, sigmas=4.5):
+    assert draws.shape == (n, len(next(iter(exact))))
     for combo, p in exact.items():
         freq = float((draws == torch.tensor(combo, dtype=draws.dtype)).all(1).double().mean())
         assert abs(freq - p) < sigmas * math.sqrt(p * (1 - p) / n) + 1e-3, (combo, freq, p)
@@ -151,7 +152,7 @@ def test_ancestral_draws_match_enumeration(family, config):
     miss = torch.tensor([False, False, True, True])
     n = 4000
     assert I.method_for(model, miss.repeat(n, 1)) == "ancestral"
-    d = I.impute(model, x.repeat(n, 1), miss.repeat(n, 1), 1, torch.Generator().manual_seed(0))[0]
+    d = I.impute(model, x.repeat(n, 1), miss.repeat(n, 1), 1, torch.Generator().manual_seed(0))[0].reshape(n, -1)
     exact = _exact_conditional(model, x, miss)
     assert max(exact.values()) < 0.9   # a non-trivial conditional
     _check_draws(d[:, 2:], exact, n)

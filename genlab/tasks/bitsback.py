@@ -1,5 +1,5 @@
 """Bits-back ANS for VAEs (Townsend, Bird & Barber 2019, "Practical lossless compression with
-latent variables using bits back coding", Sec. 2-3).
+latent variables using bits back coding", ICLR 2019).
 
 Per example ``x`` (data space: integer levels) with a VAE ``q(y|x)``, ``p(y)``, ``p(x|y)``:
 
@@ -10,7 +10,7 @@ Per example ``x`` (data space: integer levels) with a VAE ``q(y|x)``, ``p(y)``, 
 
 The net cost of an example is ``-log p(x|y) - log p(y) + log q(y|x)``, the one-sample -ELBO.
 Gaussian latents are discretized into ``2^B`` buckets of equal mass under the prior ``N(0, 1)``
-(their Sec. 3.2): the prior over buckets is uniform (``B`` bits per latent), the posterior
+(as in that paper): the prior over buckets is uniform (``B`` bits per latent), the posterior
 assigns each bucket its mass under ``N(mu, sigma^2)``, and the decoder reads the bucket's
 median. Bernoulli and categorical latents are coded as they are (uniform priors).
 
@@ -26,9 +26,10 @@ borrows from the bits of the examples before it.
 Examples are coded in chunks whose size the encoder picks from the bits on the stack (1.5 times
 the most bits one example's latents have taken so far, per example, rounded down to a power of
 2; a chunk that would leave fewer than 64 bits is retried as one example), starting at one
-example and growing with the stack up to ``max_chunk``; the header records the chunk sizes (run lengths) and ``w``. Within a chunk the
-networks run batched, with the same batch on both sides, so that the floats agree. At the end
-the decoder must find the initial words again: a last check of the whole file.
+example and growing with the stack up to ``max_chunk``; the header records the chunk sizes (as
+run lengths) and ``w``. Within a chunk the networks run batched, with the same batch on both
+sides, so that the floats agree. At the end the decoder must find the initial words again: a
+last check of the whole file.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from ..objectives.latents import BernoulliLatent, CategoricalLatent, GaussianLat
 from ..protocol import NotSupported
 
 MARGIN = 64  # bits that must stay on the stack after decoding a chunk's latents
+BUCKET_BITS = 12  # 4,096 equal-mass prior buckets per Gaussian latent
 
 
 def check(model: VAE) -> None:
@@ -61,11 +63,7 @@ def _latent_symbols(model: VAE) -> tuple[int, int]:
         return lat.L, lat.K
     if isinstance(lat, BernoulliLatent):
         return lat.L, 2
-    return lat.L, 2 ** model_bucket_bits(model)
-
-
-def model_bucket_bits(model: VAE) -> int:
-    return 12  # 4096 equal-mass buckets per Gaussian latent
+    return lat.L, 2 ** BUCKET_BITS
 
 
 class _Pieces:
@@ -153,7 +151,7 @@ def encode(model: VAE, sym: np.ndarray, seed: int = 0, max_chunk: int = 32) -> t
 def _first_need(model: VAE, first: np.ndarray, seed: int) -> int:
     """Initial words for the first example: the bits its latents take off a stack that has
     plenty (at most 24 per symbol), plus `MARGIN`, in words."""
-    pieces = _Pieces(model, model_bucket_bits(model))
+    pieces = _Pieces(model, BUCKET_BITS)
     coder = constriction.stream.stack.AnsCoder(_initial_words(math.ceil(24 * pieces.n_lat / 32) + 4, seed))
     start = coder.num_valid_bits()
     coder.decode(constriction.stream.model.Categorical(perfect=False), pieces.posterior(first))
@@ -161,7 +159,7 @@ def _first_need(model: VAE, first: np.ndarray, seed: int) -> int:
 
 
 def _encode(model: VAE, sym: np.ndarray, seed: int, k: int, max_chunk: int) -> tuple[np.ndarray, float, dict]:
-    bb = model_bucket_bits(model)
+    bb = BUCKET_BITS
     pieces = _Pieces(model, bb)
     fam = constriction.stream.model.Categorical(perfect=False)
     prior = constriction.stream.model.Uniform(pieces.k_lat)
@@ -203,7 +201,7 @@ def decode(model: VAE, words: np.ndarray, n: int, header: dict) -> np.ndarray:
         chunks = [int(m) for m, count in header["chunks"] for _ in range(int(count))]
     except (KeyError, TypeError, ValueError):
         raise ValueError("bits-back header has no valid chunk sizes; the file is damaged") from None
-    if sum(chunks) != n or header.get("bucket_bits") != model_bucket_bits(model):
+    if sum(chunks) != n or header.get("bucket_bits") != BUCKET_BITS:
         raise ValueError("bits-back header is inconsistent (chunk sizes or bucket bits); the file is damaged")
     pieces = _Pieces(model, int(header["bucket_bits"]))
     fam = constriction.stream.model.Categorical(perfect=False)
@@ -234,7 +232,7 @@ def neg_elbo(model: VAE, sym: np.ndarray, samples: int = 8, seed: int = 0, batch
     """Total ``-ELBO`` in nats over the examples: exact KL plus the reconstruction term averaged
     over ``samples`` posterior draws (the figure bits-back coding approaches)."""
     g = torch.Generator().manual_seed(seed)
-    pieces, total = _Pieces(model, model_bucket_bits(model)), 0.0
+    pieces, total = _Pieces(model, BUCKET_BITS), 0.0
     for i in range(0, len(sym), batch):
         z, labels = pieces._model_space(sym[i:i + batch])
         params = model.encoder_params(z, labels)

@@ -11,7 +11,8 @@ levels), by what the model offers (its capabilities, never its family name):
     ``conditionals(z)`` giving each entry's parameters for ``head.log_prob``: made (ordering 0),
     pixelcnn, transformer): the network runs on the partially filled input once per entry,
     batched over the examples;
-  - Bayesian networks: each variable's CPT row given its parents, in topological order;
+  - Bayesian networks (`BayesNet`: parents and CPTs): each variable's CPT row given its
+    parents, in topological order;
   - Gaussians / mixtures (`GaussianMixtureForm`) over dequantized levels: a discrete model
     derived from the density, ``Q(x_d = k | x_<d)`` = the mass of bin ``k`` (in model space,
     edge bins open) under the exact conditional mixture of ``z_d`` given the bin centres of
@@ -19,7 +20,12 @@ levels), by what the model offers (its capabilities, never its family name):
     normalized, so Q is a proper distribution; its code length is close to the model's
     dequantized NLL (reported beside it by `measure`).
 
-* ``bits-back`` (VAEs): bits-back ANS (Townsend, Bird & Barber 2019), see `genlab.tasks.bitsback`.
+* ``bits-back`` (`VAE` and its subclasses, e.g. iwae: an encoder ``q(y|x)``, a prior and a
+  discrete decoder likelihood): bits-back ANS (Townsend, Bird & Barber 2019), see
+  `genlab.tasks.bitsback`.
+
+Other families raise `NotSupported` with the reason (no exact or bounded discrete probabilities:
+flows and diffusion over dequantized data, GANs, energies; continuous data).
 
 Bit-exactness: the encoder computes every probability through the same function, on the same
 partially filled tensor, with the same batch, as the decoder, on one thread (set for the call),

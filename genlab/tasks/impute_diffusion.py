@@ -14,6 +14,9 @@ positions by the forward process ``q(x_{i+1} | x_i) = N(sqrt(1 - beta_{i+1}) x_i
 and come down again, ``resample - 1`` extra times, so that the unknown entries can harmonize
 with the known ones. ``resample = 1`` is plain replacement.
 
+The reverse step is DDPM's ancestral one (RePaint needs a stochastic step) whatever the model's
+``sampler``; its ``variance`` (beta or posterior) and ``clip`` are the model's.
+
 Capability (`is_diffusion`): a model with a `NoiseSchedule` ``schedule`` and the noise predictor
 of `genlab.models.ddpm.DDPM` (``_eps_fn(condition, n, device)`` giving ``eps(x_t, t)``); the
 predicted ``x_0`` is clipped to ``model.clip`` when the model sets it (data on [-1, 1]).
