@@ -373,14 +373,17 @@ def _add_task_parsers(sub) -> None:
 
     ip = sub.add_parser("impute", help="fill missing entries with draws from p(missing | observed)",
                         description="Impute the entries of --data marked by --mask with RUN's model (exact for "
-                                    "gaussian/gmm/bayesnet, MCMC for other densities, pseudo-Gibbs for VAEs); "
+                                    "gaussian/gmm/bayesnet, ancestral for autoregressive models when the missing "
+                                    "entries come last, RePaint for ddpm, Metropolis-within-Gibbs for VAEs (Mattei "
+                                    "& Frellsen 2018) and other densities); "
                                     "writes the draws (n_draws, n, ...) as .npy and reports RMSE against --data.")
     ip.add_argument("run", help="run directory")
     ip.add_argument("--data", required=True, help="data set name or file (values under the mask are ignored)")
     ip.add_argument("--mask", required=True, help=".npy of booleans (True = missing), or mcar:RATE")
     ip.add_argument("-n", type=int, default=None, help="only the first N examples")
     ip.add_argument("--draws", type=int, default=5, help="number of imputations (default 5)")
-    ip.add_argument("--sweeps", type=int, default=20, help="MCMC / pseudo-Gibbs sweeps (default 20)")
+    ip.add_argument("--sweeps", type=int, default=None,
+                    help="MCMC / Gibbs sweeps (default: 200 for VAE Metropolis-within-Gibbs, 20 otherwise)")
     ip.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ip.add_argument("--out", default=None, help="write the draws to this .npy")
 

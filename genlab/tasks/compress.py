@@ -17,8 +17,9 @@ levels), by what the model offers (its capabilities, never its family name):
     derived from the density, ``Q(x_d = k | x_<d)`` = the mass of bin ``k`` (in model space,
     edge bins open) under the exact conditional mixture of ``z_d`` given the bin centres of
     ``x_<d`` (Bishop 2006, eqs. 2.81-2.82 via the Cholesky factor). Each conditional is
-    normalized, so Q is a proper distribution; its code length is close to the model's
-    dequantized NLL (reported beside it by `measure`).
+    normalized, so Q is a proper distribution. Its code length is often below the density's
+    dequantized bound (which `measure` reports beside it): that bound pays Jensen's gap over
+    the dequantization noise, large for strongly correlated entries.
 
 * ``bits-back`` (`VAE` and its subclasses, e.g. iwae: an encoder ``q(y|x)``, a prior and a
   discrete decoder likelihood): bits-back ANS (Townsend, Bird & Barber 2019), see
