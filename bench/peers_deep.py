@@ -11,10 +11,11 @@ sigmoid on the decoder), trained in a plain loop on ``model({"data": x}).loss``.
 
 ddpm (digits, 8x8, 17 grey levels mapped to [-1, 1], 1,437 training images, batch 128, Adam lr
 1e-3, T = 1000, linear betas 1e-4..0.02, epsilon loss): genlab's ``ddpm`` (its U-Net, 32 channels,
-EMA off) beside diffusers 0.42.1's ``UNet2DModel`` (block_out_channels (32, 64), one ResNet per
-down block, no attention, 8 groups) with ``DDPMScheduler.add_noise`` / ``step``. The two U-Nets
-differ in layout (diffusers puts two ResNets in each up block and its own time embedding); the
-parameter counts are in the table. Quality: the epsilon-prediction MSE on the 180 test images,
+EMA off) beside diffusers 0.42.1's ``UNet2DModel`` (one ResNet per down block, no attention,
+8 groups; block_out_channels (32, 64) like genlab's widths, and (32, 32), whose parameter count is
+close to genlab's) with ``DDPMScheduler.add_noise`` / ``step``. The U-Nets differ in layout
+(diffusers puts two ResNets in each up block and has its own time embedding); the parameter
+counts are in the table. Quality: the epsilon-prediction MSE on the 180 test images,
 with the same t and noise draws on both sides. Sampling: 16 images with all 1,000 ancestral steps.
 
 Every timed run is a fresh subprocess with one torch thread, interleaved with the others; the
@@ -158,8 +159,9 @@ def run_ddpm(lib: str, steps: int, seed: int) -> dict:
     else:
         from diffusers import UNet2DModel
         torch.manual_seed(seed)
+        widths = tuple(int(c) for c in lib.split(" ")[1].split(","))  # "diffusers 32,64"
         unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,
-                           block_out_channels=(32, 64), down_block_types=("DownBlock2D", "DownBlock2D"),
+                           block_out_channels=widths, down_block_types=("DownBlock2D", "DownBlock2D"),
                            up_block_types=("UpBlock2D", "UpBlock2D"), add_attention=False, norm_num_groups=8)
         params = sum(p.numel() for p in unet.parameters())
         opt = torch.optim.Adam(unet.parameters(), lr=1e-3)
@@ -212,9 +214,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     rows = []
     for model in args.models.split(","):
-        peer = {"vae": "pythae", "ddpm": "diffusers"}[model]
+        peers = {"vae": ["pythae"], "ddpm": ["diffusers 32,64", "diffusers 32,32"]}[model]
         steps = args.vae_steps if model == "vae" else args.ddpm_steps
-        libs = ["genlab", *(["genlab+compile"] if model in args.compile.split(",") else []), peer]
+        libs = ["genlab", *(["genlab+compile"] if model in args.compile.split(",") else []), *peers]
         jobs = {lib: ["bench.peers_deep", "--one", json.dumps([model, lib, steps])] for lib in libs}
         med = interleaved(jobs, args.repeats, model)
         rows += ratios(med, "genlab", ("examples_per_s", "samples_per_s"), {"model": model, "batch": 128})
