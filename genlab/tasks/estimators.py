@@ -176,14 +176,15 @@ class GenerativeImputer(TransformerMixin, _Params):
     Missing entries are NaN. ``fit`` trains the family on the *complete* rows of ``X`` (no
     family here trains on partly observed rows; at least 10 are needed). ``transform`` draws
     ``n_draws`` completions from ``p(missing | observed)`` (exact for gaussian / gmm / bayesnet,
-    MCMC or pseudo-Gibbs otherwise; see `genlab.tasks.impute`) and fills each NaN with the mean of
+    ancestral, RePaint or Metropolis-within-Gibbs otherwise; see `genlab.tasks.impute`) and fills each NaN with the mean of
     its draws; observed entries are returned unchanged. Rows with every entry missing get draws
     from the model's marginal.
 
     Args:
         family: a family with a likelihood, an energy or an encoder (gmm, gaussian, made, vae, ...).
         n_draws: draws per row; ``sample_draws`` gives them, ``transform`` their mean.
-        sweeps: MCMC / pseudo-Gibbs passes (approximate methods only).
+        sweeps: MCMC / Gibbs passes (approximate methods only); None: `impute`'s default
+            (200 for a VAE's Metropolis-within-Gibbs, 20 otherwise).
         random_state: seed of the draws (each call to ``transform`` starts from it).
         data_kind, levels: how ``X`` is read (`genlab.estimator.infer_spec`).
         **config: trainer settings and the family's hyperparameters (see `genlab.Estimator`).
@@ -194,7 +195,7 @@ class GenerativeImputer(TransformerMixin, _Params):
     def __init__(self, family: str = "gmm", **params: Any):
         self.family = family
         self.n_draws = params.pop("n_draws", 5)
-        self.sweeps = params.pop("sweeps", 20)
+        self.sweeps = params.pop("sweeps", None)
         self.random_state = params.pop("random_state", 0)
         self.data_kind = params.pop("data_kind", "auto")
         self.levels = params.pop("levels", None)
