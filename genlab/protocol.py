@@ -287,6 +287,33 @@ def takes_labels(model: object) -> bool:
     return isinstance(model, Conditional) and model.conditioned
 
 
+class Autoregressive:
+    """Mixin: an exact density in known orders, ``p(z) = (1/K) sum_k prod_i p_k(z_{o_ki} | z_{o_k,<i})``
+    (``K = 1`` except for order-agnostic ensembles), every conditional a distribution of the
+    model's output ``head`` (``head.sample(params, generator, temperature)``,
+    ``head.log_prob(z, params)``) over per-entry parameters. Tasks that need the chain rule
+    entry by entry (ancestral imputation, entropy coding) use this, never the family's name."""
+
+    def ar_orders(self) -> Tensor:  # pragma: no cover - interface
+        """(K, D) int64: ``orders[k, i]`` is the flattened entry drawn i-th under ordering ``k``."""
+        raise NotImplementedError
+
+    def entry_params(self, z: Tensor, k: int = 0) -> Tensor:  # pragma: no cover - interface
+        """Parameters of every ``p_k(z_d | entries before d in ordering k)``: z (batch, D)
+        flattened model space -> (batch, D, n_params); row ``d`` reads only the earlier entries."""
+        raise NotImplementedError
+
+
+class Diffusion:
+    """Mixin: a Gaussian diffusion model with a ``schedule`` (`genlab.samplers.diffusion.NoiseSchedule`)
+    and a noise predictor ``eps_fn(condition, n, device, guidance=0.0)`` returning
+    ``eps(x_t, t)`` on model-space ``x_t``; ``clip`` ((low, high) or None) bounds predicted ``x_0``."""
+
+    def eps_fn(self, condition: Tensor | None, n: int, device: torch.device,
+               guidance: float = 0.0):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
 class GaussianMixtureForm:
     """Mixin: the model-space density is a mixture of full-covariance Gaussians over the flattened
     example, so conditionals (imputation) are closed form."""

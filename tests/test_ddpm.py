@@ -191,8 +191,8 @@ def test_classifier_free_guidance_mixes_conditional_and_unconditional():
     null = torch.full((4,), 10)
     with torch.no_grad():
         want = 3.0 * model.predict_eps(x, t, y) - 2.0 * model.predict_eps(x, t, null)
-        torch.testing.assert_close(model._eps_fn(y, 4, x.device, guidance=2.0)(x, t), want)
-        torch.testing.assert_close(model._eps_fn(None, 4, x.device, guidance=2.0)(x, t), model.predict_eps(x, t, null))
+        torch.testing.assert_close(model.eps_fn(y, 4, x.device, guidance=2.0)(x, t), want)
+        torch.testing.assert_close(model.eps_fn(None, 4, x.device, guidance=2.0)(x, t), model.predict_eps(x, t, null))
     # p_uncond = 1: the labels never reach the network, so the loss ignores them
     model = build_model("ddpm", ds.spec, {"timesteps": 10, "channels": 8, "p_uncond": 1.0}, 0)
     torch.nn.init.normal_(model.net.out.weight, std=0.1)

@@ -19,7 +19,7 @@ from ..data.preprocess import Preprocess, Rescale, default_preprocess
 from ..data.spec import DataSpec, Kind
 from ..nn.unet import TimeMLP, UNet
 from ..objectives.diffusion import simple_loss, variational_bound
-from ..protocol import Batch, Conditional, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
+from ..protocol import Batch, Conditional, Density, Diffusion, GenerativeModel, Latent, Loss, NotSupported, Objective
 from ..registry import register
 from ..samplers.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, make_sampler
 
@@ -53,7 +53,7 @@ class DDPMConfig:
 
 
 @register("ddpm")
-class DDPM(GenerativeModel, Latent, Conditional):
+class DDPM(GenerativeModel, Latent, Conditional, Diffusion):
     """Gaussian diffusion with an epsilon-predicting MLP (vectors) or U-Net (images).
 
     With labelled data (``spec.num_classes``) the network also takes a class label, with a null
@@ -121,7 +121,7 @@ class DDPM(GenerativeModel, Latent, Conditional):
         inp = x_t if self.spec.is_image else x_t.flatten(1)
         return self.net(inp, tt, y).reshape(x_t.shape)
 
-    def _eps_fn(self, condition: Tensor | None, n: int, device, guidance: float = 0.0):
+    def eps_fn(self, condition: Tensor | None, n: int, device, guidance: float = 0.0):
         """``model_fn(x_t, t)`` for the samplers: conditional, unconditional or guided (Ho & Salimans Eq. 6)."""
         y = self._labels(condition, n, device)
         if condition is None or guidance == 0:
@@ -179,7 +179,7 @@ class DDPM(GenerativeModel, Latent, Conditional):
     def _sample(self, n: int, *, condition: Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
         p = self.out_weight()
-        fn = self._eps_fn(condition, n, p.device, self.config.guidance)
+        fn = self.eps_fn(condition, n, p.device, self.config.guidance)
         return self.sampler.sample(fn, (n, *self.spec.event_shape), generator, self.config.sample_steps,
                                    dtype=p.dtype, device=p.device)
 
@@ -199,7 +199,7 @@ class DDPM(GenerativeModel, Latent, Conditional):
         condition = self._check_condition(condition, len(x))
         z, _ = self.pre(x, torch.Generator(device=x.device).manual_seed(0))
         ddim = DDIMSampler(self.schedule, eta=0.0)
-        return ddim.encode(self._eps_fn(condition, len(x), x.device), z, self.config.sample_steps).reshape(len(x), -1)
+        return ddim.encode(self.eps_fn(condition, len(x), x.device), z, self.config.sample_steps).reshape(len(x), -1)
 
     @torch.no_grad()
     def decode(self, codes: Tensor, condition: Tensor | None = None) -> Tensor:
@@ -208,5 +208,5 @@ class DDPM(GenerativeModel, Latent, Conditional):
         u = torch.as_tensor(codes, dtype=p.dtype, device=p.device).reshape(-1, *self.spec.event_shape)
         condition = self._check_condition(condition, len(u))
         ddim = DDIMSampler(self.schedule, eta=0.0, clip=self.clip)
-        fn = self._eps_fn(condition, len(u), p.device, self.config.guidance)
+        fn = self.eps_fn(condition, len(u), p.device, self.config.guidance)
         return self.pre.inverse(ddim.sample(fn, tuple(u.shape), None, self.config.sample_steps, x_T=u))

@@ -25,7 +25,7 @@ from torch import Tensor
 from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
 from ..nn.masked import MADE as MaskedMLP
-from ..protocol import Batch, Density, GenerativeModel, Loss, Objective
+from ..protocol import Autoregressive, Batch, Density, GenerativeModel, Loss, Objective
 from ..registry import register
 from ._autoregressive import check_temperature, input_features, make_head, make_preprocess
 
@@ -64,7 +64,7 @@ def resolve_output(spec: DataSpec, choice: str) -> str:
 
 
 @register("made")
-class MADE(GenerativeModel):
+class MADE(GenerativeModel, Autoregressive):
     """Masked autoencoder density estimator on flattened examples: (batch, *event_shape)."""
 
     Config = MADEConfig
@@ -99,6 +99,12 @@ class MADE(GenerativeModel):
             ordering ``which`` (``self.net.orders[which]``).
         """
         return self.net(input_features(self.spec, z.flatten(1), self.output).flatten(1), which)
+
+    def ar_orders(self) -> Tensor:
+        return self.net.orders.long()
+
+    def entry_params(self, z: Tensor, k: int = 0) -> Tensor:
+        return self.conditionals(z, k)
 
     def log_prob_order(self, z: Tensor, which: int) -> Tensor:
         """``log p_k(z)`` under ordering ``k = which``: (batch,)."""

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
 from ..nn.pixelcnn import GatedPixelCNN
-from ..protocol import Density, GenerativeModel, NotSupported, Objective
+from ..protocol import Autoregressive, Density, GenerativeModel, NotSupported, Objective
 from ..registry import register
 from ._autoregressive import check_temperature, input_features, make_head, make_preprocess
 
@@ -39,7 +39,7 @@ class PixelCNNConfig:
 
 
 @register("pixelcnn")
-class PixelCNN(GenerativeModel):
+class PixelCNN(GenerativeModel, Autoregressive):
     """Gated PixelCNN over (C, H, W) images of discrete levels."""
 
     Config = PixelCNNConfig
@@ -74,6 +74,14 @@ class PixelCNN(GenerativeModel):
     def _scalar(self, z: Tensor) -> Tensor:
         """Model-space values as one number per channel (levels on [-1, 1])."""
         return z if self.config.output == "logistic_mixture" else 2 * z / (self.spec.levels - 1) - 1
+
+    def ar_orders(self) -> Tensor:
+        """Raster order over pixels, channels within a pixel: (1, D) indices into (C, H, W) flattened."""
+        c, h, w = self.spec.event_shape
+        return torch.arange(self.spec.dim).reshape(c, h, w).permute(1, 2, 0).flatten()[None]
+
+    def entry_params(self, z: Tensor, k: int = 0) -> Tensor:
+        return self.conditionals(z.reshape(len(z), *self.spec.event_shape)).flatten(1, 3)
 
     def conditionals(self, z: Tensor) -> Tensor:
         """Parameters of every ``p(z_{i,c} | z_{<i}, z_{i,<c})``.

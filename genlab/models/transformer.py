@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
-from ..protocol import Density, GenerativeModel, Objective
+from ..protocol import Autoregressive, Density, GenerativeModel, Objective
 from ..registry import register
 from ._autoregressive import check_temperature, make_head, make_preprocess
 
@@ -58,7 +58,7 @@ class Block(nn.Module):
 
 
 @register("transformer")
-class Transformer(GenerativeModel):
+class Transformer(GenerativeModel, Autoregressive):
     """Decoder-only transformer over flattened examples (text, raster-order pixels, coordinates)."""
 
     Config = TransformerConfig
@@ -92,6 +92,12 @@ class Transformer(GenerativeModel):
 
     def make_preprocess(self, spec: DataSpec) -> Preprocess:
         return make_preprocess(spec)
+
+    def ar_orders(self) -> Tensor:
+        return torch.arange(self.spec.dim)[None]
+
+    def entry_params(self, z: Tensor, k: int = 0) -> Tensor:
+        return self.conditionals(z.flatten(1))
 
     def conditionals(self, z: Tensor) -> Tensor:
         """Parameters of ``p(z_t | z_<t)`` for every position.

@@ -7,9 +7,9 @@ levels), by what the model offers (its capabilities, never its family name):
   conditional a categorical over the levels, coded with ANS (Duda 2009) through
   ``constriction.stream.model.Categorical(perfect=False)``:
 
-  - autoregressive models (`genlab.tasks.impute_ar.ar_view`: an exact density with
-    ``conditionals(z)`` giving each entry's parameters for ``head.log_prob``: made (ordering 0),
-    pixelcnn, transformer): the network runs on the partially filled input once per entry,
+  - autoregressive models (the `genlab.protocol.Autoregressive` capability: ``entry_params``
+    gives each entry's parameters for ``head.log_prob``: made (ordering 0), pixelcnn,
+    transformer): the network runs on the partially filled input once per entry,
     batched over the examples;
   - Bayesian networks (`BayesNet`: parents and CPTs): each variable's CPT row given its
     parents, in topological order;

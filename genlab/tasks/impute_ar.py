@@ -10,11 +10,9 @@ order-agnostic mode) have ``p(x_m | x_o) = sum_k w_k p_k(x_m | x_o)`` with
 ``w_k ∝ p_k(x_o)``; when the missing entries come last in every ordering, ``p_k(x_o)`` is the
 product of the prefix conditionals, so an ordering is drawn from ``w`` and then the entries.
 
-Capability (`ar_view`): an exact density with an output ``head`` (``sample`` over per-entry
-parameters) and ``conditionals(z)`` giving the parameters of every ``p(z_d | earlier entries)``
-in one pass: ``(batch, D, P)`` on flattened input (transformer; made with ``conditionals(z, k)``
-and its mask sets' orderings ``net.orders``: (K, D)), or ``(batch, C, H, W, P)`` on images
-(pixelcnn: raster order over pixels, channels within a pixel).
+Capability (`ar_view`): the `genlab.protocol.Autoregressive` mixin (made, pixelcnn, transformer):
+its orderings ``ar_orders()`` (K, D) and ``entry_params(z, k)`` giving the parameters of every
+``p_k(z_d | earlier entries)`` in one pass, (batch, D, P) on flattened input.
 """
 from __future__ import annotations
 
@@ -23,32 +21,16 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..protocol import Density, GenerativeModel
+from ..protocol import Autoregressive, Density, GenerativeModel
 
 ParamsFn = Callable[[Tensor, int], Tensor]  # (z (b, D) model space, ordering k) -> (b, D, P)
 
 
 def ar_view(model: GenerativeModel) -> tuple[Tensor, ParamsFn] | None:
-    """(orders (K, D) int64, params_fn) of an autoregressive model, or None if it is not one."""
-    if model.density is not Density.EXACT or getattr(model, "head", None) is None \
-            or not callable(getattr(model, "conditionals", None)):
+    """(orders (K, D) int64, params_fn) of an `Autoregressive` model, or None if it is not one."""
+    if not isinstance(model, Autoregressive) or model.density is not Density.EXACT:
         return None
-    spec = model.spec
-    orders = getattr(getattr(model, "net", None), "orders", None)
-    if isinstance(orders, Tensor) and orders.ndim == 2 and orders.shape[1] == spec.dim:
-        return orders.long(), lambda z, k: model.conditionals(z, k)
-    if len(spec.event_shape) == 3:
-        c, h, w = spec.event_shape
-        probe = torch.zeros(1, *spec.event_shape, dtype=model._some_tensor().dtype)
-        try:
-            with torch.no_grad():
-                convolutional = model.conditionals(probe).ndim == 5  # (b, C, H, W, P)
-        except (ValueError, RuntimeError):  # a sequence model: it reads flattened examples only
-            convolutional = False
-        if convolutional:
-            order = torch.arange(spec.dim).reshape(c, h, w).permute(1, 2, 0).flatten()
-            return order[None], lambda z, k: model.conditionals(z.reshape(len(z), c, h, w)).flatten(1, 3)
-    return torch.arange(spec.dim)[None], lambda z, k: model.conditionals(z)
+    return model.ar_orders().long(), model.entry_params
 
 
 def missing_last(orders: Tensor, miss: Tensor) -> Tensor:

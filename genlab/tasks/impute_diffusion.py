@@ -17,22 +17,22 @@ with the known ones. ``resample = 1`` is plain replacement.
 The reverse step is DDPM's ancestral one (RePaint needs a stochastic step) whatever the model's
 ``sampler``; its ``variance`` (beta or posterior) and ``clip`` are the model's.
 
-Capability (`is_diffusion`): a model with a `NoiseSchedule` ``schedule`` and the noise predictor
-of `genlab.models.ddpm.DDPM` (``_eps_fn(condition, n, device)`` giving ``eps(x_t, t)``); the
-predicted ``x_0`` is clipped to ``model.clip`` when the model sets it (data on [-1, 1]).
+Capability (`is_diffusion`): the `genlab.protocol.Diffusion` mixin (ddpm): a `NoiseSchedule`
+``schedule`` and ``eps_fn(condition, n, device)`` giving ``eps(x_t, t)``; the predicted ``x_0`` is
+clipped to ``model.clip`` when the model sets it (data on [-1, 1]).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ..protocol import GenerativeModel
+from ..protocol import Diffusion, GenerativeModel
 from ..samplers.diffusion import NoiseSchedule
 
 
 def is_diffusion(model: GenerativeModel) -> bool:
-    """True for a Gaussian diffusion model exposing its schedule and noise predictor."""
-    return isinstance(getattr(model, "schedule", None), NoiseSchedule) and callable(getattr(model, "_eps_fn", None))
+    """True for a Gaussian diffusion model (the `genlab.protocol.Diffusion` capability)."""
+    return isinstance(model, Diffusion)
 
 
 def repaint_path(n: int, jump: int = 1, resample: int = 1) -> list[int]:
@@ -76,8 +76,8 @@ def repaint(model: GenerativeModel, z0: Tensor, miss: Tensor, generator: torch.G
     shape = (len(z0), *model.spec.event_shape)
     x0 = z0.reshape(shape)
     m = miss.reshape(shape)
-    fn = model._eps_fn(None, len(z0), z0.device)
-    clip = getattr(model, "clip", None)
+    fn = model.eps_fn(None, len(z0), z0.device)
+    clip = model.clip
     variance = getattr(getattr(model, "config", None), "variance", "beta")
 
     def noise() -> Tensor:

@@ -13,8 +13,7 @@ Both chains run on the missing entries ``x_m`` of a model-space example whose ob
   ``x_m ~ p(x_m | c)``: Metropolis-within-Gibbs on ``p(c, x_m | x_o)``, which is asymptotically
   exact for any encoder that covers the posterior.
 
-The chains need a model with the pieces of `genlab.models.vae.VAE` (decided by capability, see
-`is_vae`): ``encoder_params``, a latent family ``lat`` (``sample``, ``log_q``, ``log_prior``),
+The chains need a `genlab.models.vae.VAE` (iwae included; see `is_vae`), whose pieces they use: ``encoder_params``, a latent family ``lat`` (``sample``, ``log_q``, ``log_prior``),
 ``_decode`` (codes -> decoder output) and ``_log_lik`` (the decoder's ``log p(x | c)``), and a
 ``likelihood`` name (``gaussian``, ``bernoulli`` or ``logistic``) that says how to draw from it.
 """
@@ -23,17 +22,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..protocol import Density, GenerativeModel, Latent
-
-_PIECES = ("encoder_params", "lat", "_decode", "_log_lik", "log_scale", "labels", "likelihood")
+from ..models.vae import VAE
+from ..protocol import GenerativeModel
 
 
 def is_vae(model: GenerativeModel) -> bool:
-    """True when ``model`` is a latent model with a bound density and an amortized posterior
-    whose log-density and draws are available (the pieces listed in the module docstring)."""
-    return (isinstance(model, Latent) and model.density is Density.BOUND
-            and all(hasattr(model, a) for a in _PIECES)
-            and getattr(model, "likelihood", None) in ("gaussian", "bernoulli", "logistic"))
+    """True for a `genlab.models.vae.VAE` (iwae included) whose decoder likelihood can be drawn
+    from and scored entry by entry (Gaussian, Bernoulli, discretized logistic)."""
+    return isinstance(model, VAE) and model.likelihood in ("gaussian", "bernoulli", "logistic")
 
 
 def decoder_draw(model: GenerativeModel, out: Tensor, generator: torch.Generator | None) -> Tensor:
