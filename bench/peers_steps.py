@@ -1,0 +1,118 @@
+"""Training step time of genlab and the flow peers, interleaved step for step in one process.
+
+    python -m bench.peers_steps [--models realnvp,maf,nsf] [--data moons,digits] [--rounds 15]
+
+bench/peers.py times whole runs in fresh subprocesses; on a machine whose load changes by 4x
+from one minute to the next (2 cores shared by several jobs) its medians of 3 runs can mislead.
+Here every library's model (bench/peer_models.py, the configurations of bench/peers.py) is
+built in one process and rounds of 3 training steps alternate between them (genlab, peer A,
+peer B, ..., genlab, ...) on the same batches, so that each moment's load falls on all of them;
+the table gives the median step time over ``--rounds`` rounds and the ratio of throughputs.
+genlab's step is its trainer's (``Trainer._step``: loss, backward, clipping, fused Adam, logging),
+the peers' the loop of bench/peers.py (``-log_prob(x).mean()``, backward, Adam). One thread.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Callable
+
+import torch
+
+from genlab.data.preprocess import Preprocess, default_preprocess
+from genlab.protocol import Batch
+from genlab.registry import get_family
+from genlab.runs import build_model
+from genlab.train import Trainer, train_config
+
+from .common import data_splits, print_table, write_results
+from .peer_models import PEERS
+from .peers import FLOW_CONFIG, FLOW_DATA, GENLAB_EXTRA
+
+
+def _genlab(model: str, spec, x: torch.Tensor, batch: int, compile: bool) -> Callable[[torch.Tensor], None]:
+    gm = build_model(model, spec, FLOW_CONFIG[model] | GENLAB_EXTRA.get(model, {}), seed=0)
+    tr = Trainer(gm, train_config(get_family(model), seed=0, device="cpu", batch_size=batch, lr=1e-3, compile=compile,
+                                  lr_schedule="constant", patience=None, progress=False, epochs=1))
+    gm.setup(gm.check_input(x))
+    tr.t0, tr.seen, tr.total_steps = time.perf_counter(), 0, 10**6  # what fit() sets before its loop
+    return lambda xb: tr._step(Batch(xb, None, tr.generator))
+
+
+def steppers(model: str, data: str, compile: bool) -> tuple[dict[str, Callable[[torch.Tensor], None]], int]:
+    n, batch, _ = FLOW_DATA[data]
+    s = data_splits(data, n=n)
+    x, cfg = s.train.x, FLOW_CONFIG[model]
+    out = {"genlab": _genlab(model, s.train.spec, x, batch, False)}
+    if compile:  # compiled in the warm-up steps
+        out["genlab+compile"] = _genlab(model, s.train.spec, x, batch, True)
+    pre = default_preprocess(s.train.spec) if s.train.spec.is_discrete else Preprocess()
+    pre.fit(x)
+    g = torch.Generator().manual_seed(0)
+    for lib, build in PEERS[model].items():
+        torch.manual_seed(0)
+        module, log_prob, _ = build(s.train.spec.dim, **cfg)
+        opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+
+        def step(xb: torch.Tensor, log_prob=log_prob, opt=opt) -> None:
+            z, logdet = pre(xb, g)
+            loss = -(log_prob(z.flatten(1)) + logdet).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        out[lib] = step
+    return out, batch
+
+
+def measure(model: str, data: str, rounds: int, compile: bool) -> list[dict]:
+    fns, batch = steppers(model, data, compile)
+    n = FLOW_DATA[data][0]
+    x = data_splits(data, n=n).train.x
+    g = torch.Generator().manual_seed(1)
+    batches = [x[torch.randint(len(x), (batch,), generator=g)] for _ in range(3)]
+    for f in fns.values():  # warm-up (and the peers' data-dependent initialisations)
+        for xb in batches:
+            f(xb)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for lib, f in fns.items():
+            t0 = time.perf_counter()
+            for xb in batches:
+                f(xb)
+            times[lib].append((time.perf_counter() - t0) / len(batches))
+    med = {lib: statistics.median(t) for lib, t in times.items()}
+    return [{"model": model, "data": data, "library": lib, "batch": batch, "step_ms": 1e3 * t,
+             "examples_per_s": batch / t, "rounds": rounds,
+             # throughput of genlab (eager; compiled) over this library's, for the peers
+             **({"train_ratio": t / med["genlab"]} if not lib.startswith("genlab") else {}),
+             **({"compiled_ratio": t / med["genlab+compile"]} if "genlab+compile" in med and not lib.startswith("genlab")
+                else {}),
+             **({"compile_speedup": med["genlab"] / t} if lib == "genlab+compile" else {})} for lib, t in med.items()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="realnvp,maf,nsf")
+    p.add_argument("--data", default="moons,digits")
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--compile", default="realnvp,maf", help="models also stepped with TrainConfig(compile=True)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = []
+    for data in args.data.split(","):
+        for model in args.models.split(","):
+            new = measure(model, data, args.rounds, model in args.compile.split(","))
+            rows += new
+            for r in new:
+                print(f"{model:8s} {data:7s} {r['library']:10s} {r['step_ms']:8.2f} ms  {r.get('train_ratio', '')}",
+                      flush=True)
+    print_table(rows, ["model", "data", "library", "batch", "step_ms", "examples_per_s", "train_ratio", "compiled_ratio",
+                       "compile_speedup"])
+    write_results("peers_steps", rows, "python -m bench.peers_steps " + " ".join(
+        argv if argv is not None else sys.argv[1:]), key=("model", "data", "library"))
+
+
+if __name__ == "__main__":
+    main()
