@@ -6,6 +6,7 @@ layer that genlab's `MLP` builds, so the libraries differ only in their flow mac
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import torch
@@ -133,3 +134,21 @@ PEERS = {
     "maf": {"zuko": maf_zuko, "nflows": maf_nflows},
     "nsf": {"normflows": nsf_normflows, "zuko": nsf_zuko, "nflows": nsf_nflows},
 }
+
+
+def adam_loop(params, batch_loss: Callable[[Tensor], Tensor], x: Tensor, batch: int, epochs: int,
+              generator: torch.Generator, lr: float = 1e-3) -> tuple[int, float]:
+    """A peer's idiomatic training loop: ``epochs`` shuffled passes over whole batches of ``x``
+    (tensor slices, no DataLoader), Adam at ``lr``. Returns (steps, seconds); the optimizer is
+    built before the clock starts, as genlab's Trainer is."""
+    opt = torch.optim.Adam(params, lr=lr)
+    per_epoch = len(x) // batch
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for b in range(per_epoch):
+            loss = batch_loss(x[order[b * batch:(b + 1) * batch]])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return epochs * per_epoch, time.perf_counter() - t0

@@ -33,7 +33,7 @@ import time
 import torch
 
 from .common import data_splits, print_table, write_results
-from .peer_models import PEERS
+from .peer_models import PEERS, adam_loop
 
 FLOW_CONFIG = {"realnvp": {"n_layers": 12, "hidden": 128, "depth": 2}, "maf": {"n_layers": 5, "hidden": 128, "depth": 2},
                "nsf": {"n_layers": 6, "hidden": 128, "depth": 2}}
@@ -98,20 +98,9 @@ def run_flow(model_name: str, lib: str, data: str, steps: int, seed: int) -> dic
 
         def sample(k: int) -> torch.Tensor:
             return pre.inverse(peer_sample(k).reshape(k, *s.train.spec.event_shape))
-        opt = torch.optim.Adam(module.parameters(), lr=1e-3)
         g = torch.Generator().manual_seed(seed)
         rss0 = _maxrss_mb()
-        t0 = time.perf_counter()
-        done = 0
-        while done < epochs * per_epoch:
-            order = torch.randperm(len(x), generator=g)
-            for b in range(per_epoch):
-                loss = -log_prob(x[order[b * batch:(b + 1) * batch]], g).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                done += 1
-        train_s = time.perf_counter() - t0
+        done, train_s = adam_loop(module.parameters(), lambda xb: -log_prob(xb, g).mean(), x, batch, epochs, g)
         module.eval()
     peak = _maxrss_mb() - rss0
     with torch.no_grad():

@@ -41,6 +41,7 @@ from genlab.runs import build_model
 from genlab.train import Trainer, train_config
 
 from .common import print_table, write_results
+from .peer_models import adam_loop
 from .peers import interleaved, ratios
 
 VAE = {"hidden": 256, "latent_dim": 16, "net": "mlp", "likelihood": "bernoulli", "kl_schedule": "constant"}
@@ -113,20 +114,10 @@ def run_vae(lib: str, steps: int, seed: int) -> dict:
         model = PythaeVAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=16, reconstruction_loss="bce"),
                           encoder=Encoder(), decoder=Decoder())
         params = sum(p.numel() for p in model.parameters())
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        per_epoch = len(x) // batch
         gd = torch.Generator().manual_seed(seed)
-        t0 = time.perf_counter()
-        done, compile_s = 0, None
-        while done < -(-steps // per_epoch) * per_epoch:
-            order = torch.randperm(len(x), generator=gd)
-            for b in range(per_epoch):
-                loss = model({"data": x[order[b * batch:(b + 1) * batch]]}).loss
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                done += 1
-        train_s = time.perf_counter() - t0
+        done, train_s = adam_loop(model.parameters(), lambda xb: model({"data": xb}).loss, x, batch,
+                                  -(-steps // (len(x) // batch)), gd)
+        compile_s = None
         model.eval()
         with torch.no_grad():
             t0 = time.perf_counter()
@@ -164,24 +155,16 @@ def run_ddpm(lib: str, steps: int, seed: int) -> dict:
                            block_out_channels=widths, down_block_types=("DownBlock2D", "DownBlock2D"),
                            up_block_types=("UpBlock2D", "UpBlock2D"), add_attention=False, norm_num_groups=8)
         params = sum(p.numel() for p in unet.parameters())
-        opt = torch.optim.Adam(unet.parameters(), lr=1e-3)
         x0 = 2 * x / 16 - 1  # genlab's Rescale: 17 levels -> bin centres on [-1, 1]
-        per_epoch = len(x) // batch
         gd = torch.Generator().manual_seed(seed)
-        t0 = time.perf_counter()
-        done, compile_s = 0, None
-        while done < -(-steps // per_epoch) * per_epoch:
-            order = torch.randperm(len(x), generator=gd)
-            for b in range(per_epoch):
-                xb = x0[order[b * batch:(b + 1) * batch]]
-                noise = torch.randn(xb.shape, generator=gd)
-                t = torch.randint(0, 1000, (len(xb),), generator=gd)
-                loss = nn.functional.mse_loss(unet(sched.add_noise(xb, noise, t), t).sample, noise)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                done += 1
-        train_s = time.perf_counter() - t0
+
+        def loss_of(xb: torch.Tensor) -> torch.Tensor:
+            noise = torch.randn(xb.shape, generator=gd)
+            t = torch.randint(0, 1000, (len(xb),), generator=gd)
+            return nn.functional.mse_loss(unet(sched.add_noise(xb, noise, t), t).sample, noise)
+
+        done, train_s = adam_loop(unet.parameters(), loss_of, x0, batch, -(-steps // (len(x) // batch)), gd)
+        compile_s = None
         unet.eval()
         with torch.no_grad():
             zt = 2 * xt / 16 - 1
