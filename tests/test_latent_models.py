@@ -11,6 +11,7 @@ from genlab.data.spec import DataSpec, Kind
 from genlab.models.ae import AE, AEConfig
 from genlab.models.iwae import IWAE, IWAEConfig
 from genlab.models.vae import LOG_SCALE_MIN, VAE, VAEConfig
+from genlab.metrics.ais_latent import ais_log_prob
 from genlab.models.wae import WAE, WAEConfig
 from genlab.objectives.elbo import iwae_bound, kl_weight_schedule
 from genlab.objectives.latents import BernoulliLatent, CategoricalLatent, GaussianLatent
@@ -67,6 +68,23 @@ def test_elbo_below_iwae_k_which_tightens_with_k_towards_the_exact_log_p():
     assert (mean[50] < log_p + 3 * se[50]).all()
     assert gap[1] > 0.2 and gap[50] < gap[1] / 5, gap  # the bound approaches log p
     assert gap[50] > -0.01
+
+
+def test_ais_over_codes_approaches_the_exact_log_p_and_tightens_with_steps():
+    """Wu et al. (2017): AIS from the prior to p(c) p(x|c) with HMC moves; on the linear-Gaussian VAE
+    (exact log p known) many steps land on log p, few steps fall below it, and the ELBO far below."""
+    model, exact = linear_gaussian_vae()
+    x = exact.sample((8,))
+    log_p = exact.log_prob(x)
+    long = ais_log_prob(model, x, steps=300, chains=64, leapfrog=5, generator=gen(5)) - log_p
+    short = ais_log_prob(model, x, steps=3, chains=4, leapfrog=5, generator=gen(5)) - log_p
+    assert abs(float(long.mean())) < 0.04 and float(long.abs().max()) < 0.2, long
+    assert float(short.mean()) < float(long.mean()) - 0.3, (short, long)  # a lower bound, loose when short
+    with torch.no_grad():
+        elbo = model.log_prob(x.repeat(50, 1), generator=gen(6)).reshape(50, 8).mean(0) - log_p
+    assert float(elbo.mean()) < float(long.mean()) - 0.5
+    with pytest.raises(NotSupported, match="Gaussian latents"):
+        ais_log_prob(AE(DataSpec((4,)), AEConfig(latent_dim=2, hidden=8)), x.float())
 
 
 def test_iwae_family_log_prob_is_the_iwae_k_bound():
