@@ -20,7 +20,9 @@ import torch
 from torch import Tensor
 
 from .data import Dataset
-from .metrics import bits_per_dim, nll
+from .metrics import bits_per_dim, mean_se, nll
+from .metrics.ais_latent import ais_log_prob
+from .metrics.ais_latent import check as ais_check
 from .metrics.classifier import classifier_features, get_classifier
 from .metrics.fid import fid
 from .metrics.memorization import memorization
@@ -42,6 +44,10 @@ class EvalSettings:
     max_sample_seconds: float = field(default=60.0, metadata={"help": "sampling time cap (n is lowered)"})
     n_ref: int = field(default=5000, metadata={"help": "at most this many training examples as reference"})
     classifier: bool = field(default=True, metadata={"help": "use classifier features when labels exist"})
+    ais_steps: int = field(default=0, metadata={
+        "help": "VAEs: annealed importance sampling of log p(x) over codes with this many steps (0: off; "
+                "each step is 6 decoder passes with gradients on 16 chains per example)"})
+    ais_examples: int = field(default=200, metadata={"help": "held-out examples scored by AIS"})
 
 
 def json_safe(obj: Any) -> Any:
@@ -175,6 +181,16 @@ def _evaluate(model: GenerativeModel, train: Dataset, test: Dataset, s: EvalSett
         if takes_labels(model) and test.y is not None:
             rec.metrics["nll_given_label_nats"] = nll(model, test.x, condition=test.y).to_dict()
     rec.run(["nll"], likelihood)  # nll_nats and bits_per_dim
+
+    def annealed() -> None:  # a tighter (stochastic lower) bound on log p(x) than the ELBO / IWAE
+        ais_check(model)
+        lp = ais_log_prob(model, test.x[:s.ais_examples], steps=s.ais_steps, leapfrog=5,
+                          generator=torch.Generator().manual_seed(s.seed))
+        e = mean_se(-lp)
+        rec.metrics["ais_nll_nats"] = e.to_dict()
+        rec.metrics["ais_bits_per_dim"] = bits_per_dim(e, model.spec.dim).to_dict()
+    if s.ais_steps > 0:
+        rec.run(["ais"], annealed)
 
     g = torch.Generator().manual_seed(s.seed)
     n = min(s.n, len(test))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ def test_evaluate_says_why_and_flags_a_model_that_copies(moons):
     assert "labels" in res["not_computed"]["classifier_fid"]
     assert "latent" in res["not_computed"]["reconstruction_rmse"]
     gmm, _ = fit_tiny("gmm", train, epochs=5)
-    res = evaluate(gmm, train, test)
+    res = evaluate(gmm, train, test, settings=EvalSettings(ais_steps=2))
+    assert "Gaussian latents" in res["not_computed"]["ais"]  # AIS over codes: VAEs only
     assert not res["metrics"]["memorization"]["flagged"]
     for k in ("mmd", "precision", "recall", "density", "coverage"):
         assert res["metrics"][k]["n"] == len(test) and k in res["floor"]
@@ -84,6 +86,10 @@ def test_evaluate_on_images_uses_classifier_features_and_fid_refuses_few(digits)
     assert fid["n"] == floor["n"] == len(test) and fid["value"] >= 0 and floor["stderr"] > 0
     assert res["metrics"]["reconstruction_rmse"]["n"] == len(test)
     assert res["features"]["classifier"]["cached"]  # the first call trained and cached it
+    assert "ais" not in res["metrics"] and "ais" not in res["not_computed"]  # off by default
+    res = evaluate(vae, train, test, settings=EvalSettings(ais_steps=20, ais_examples=10, classifier=False))
+    ais = res["metrics"]["ais_nll_nats"]
+    assert ais["n"] == 10 and math.isfinite(ais["value"]) and res["metrics"]["ais_bits_per_dim"]["value"] > 0
 
 
 def _run(capsys, *argv):
