@@ -368,7 +368,7 @@ def _add_task_parsers(sub) -> None:
     op.add_argument("-n", type=int, default=None, help="score only the first N examples")
     op.add_argument("--fpr", type=float, default=0.05, help="false-positive rate of the thresholds (default 0.05)")
     op.add_argument("--background", default="gaussian", help="family of the background model ('' for none)")
-    op.add_argument("--compressor", default="png", help="png | zlib | lzma for the complexity correction")
+    op.add_argument("--compressor", default="png", help="png | webp | zlib | lzma (lossless) for the complexity correction")
     op.add_argument("--out", default=None, help="write every example's scores to this .csv")
 
     ip = sub.add_parser("impute", help="fill missing entries with draws from p(missing | observed)",

@@ -82,7 +82,6 @@ def _batch(model: VAE, x: Tensor, cond: Tensor | None, betas: list[float], chain
     with torch.no_grad():
         z, logdet = model.pre(x, g)
     labels = model.labels(cond, len(z))
-    like = z.new_empty(())
 
     def log_lik(c: Tensor) -> Tensor:  # (chains, n, L) -> (chains, n)
         return model._log_lik(z, model._decode(c, labels))
@@ -95,11 +94,11 @@ def _batch(model: VAE, x: Tensor, cond: Tensor | None, betas: list[float], chain
         return u.detach(), grad
 
     def randn(shape) -> Tensor:
-        return torch.randn(shape, generator=g, dtype=like.dtype, device=like.device)
+        return torch.randn(shape, generator=g, dtype=z.dtype, device=z.device)
 
     c = randn((chains, len(z), model.lat.code_dim))
-    eps = torch.full((chains, len(z), 1), step_size, dtype=like.dtype, device=like.device)
-    log_w = torch.zeros(chains, len(z), dtype=like.dtype, device=like.device)
+    eps = torch.full((chains, len(z), 1), step_size, dtype=z.dtype, device=z.device)
+    log_w = torch.zeros(chains, len(z), dtype=z.dtype, device=z.device)
     for prev, beta in zip(betas[:-1], betas[1:]):
         with torch.no_grad():
             log_w += (beta - prev) * log_lik(c)
@@ -113,7 +112,7 @@ def _batch(model: VAE, x: Tensor, cond: Tensor | None, betas: list[float], chain
             u1, grad = energy_and_grad(c1, beta)
             p = p - (eps if k < leapfrog - 1 else 0.5 * eps) * grad
         log_accept = (u0 + 0.5 * p0.square().sum(-1)) - (u1 + 0.5 * p.square().sum(-1))
-        u = torch.rand(log_accept.shape, generator=g, dtype=like.dtype, device=like.device)
+        u = torch.rand(log_accept.shape, generator=g, dtype=z.dtype, device=z.device)
         accept = torch.nan_to_num(log_accept, nan=-math.inf).exp() > u
         c = torch.where(accept[..., None], c1, c)
         eps = eps * torch.exp(0.02 * (accept.to(eps.dtype) - 0.65))[..., None]  # rises above 65% acceptance, falls below

@@ -14,16 +14,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import ClassifierMixin
 
 from ..estimator import Estimator, _as_array, infer_spec
 from ..protocol import Conditional, Density, NotSupported
 from ..registry import get_family
+from ._params import PassThroughParams
 
-_OWN = ("family", "conditional", "priors", "data_kind", "levels")
 
 
-class GenerativeClassifier(ClassifierMixin, BaseEstimator):
+class GenerativeClassifier(ClassifierMixin, PassThroughParams):
     """A scikit-learn classifier from class-conditional densities.
 
     Args:
@@ -38,25 +38,15 @@ class GenerativeClassifier(ClassifierMixin, BaseEstimator):
         **params: trainer settings and the family's hyperparameters, passed to each `Estimator`.
     """
 
+    _OWN = ("family", "conditional", "priors", "data_kind", "levels")
+
     def __init__(self, family: str = "gaussian", **params: Any):
         self.family = family
         self.conditional = params.pop("conditional", "auto")
         self.priors = params.pop("priors", "empirical")
         self.data_kind = params.pop("data_kind", "auto")
         self.levels = params.pop("levels", None)
-        self._extra = list(params)
-        for k, v in params.items():
-            setattr(self, k, v)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (*_OWN, *self._extra)}
-
-    def set_params(self, **params: Any) -> "GenerativeClassifier":
-        for k, v in params.items():
-            setattr(self, k, v)
-            if k not in _OWN and k not in self._extra:
-                self._extra.append(k)
-        return self
+        self._store(params)
 
     # -- fitting --------------------------------------------------------------------------------
     def _uses_conditional(self) -> bool:
@@ -99,7 +89,7 @@ class GenerativeClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"need at least 2 classes, got {len(self.classes_)}")
         conditional = self._uses_conditional()
         spec = infer_spec(X, self.data_kind, self.levels)
-        kw = {k: getattr(self, k) for k in self._extra}
+        kw = self._config()
         kw.update(data_kind=spec.kind.value, levels=spec.levels)
         if conditional:
             self.models_ = [Estimator(self.family, **kw).fit(X, codes)]

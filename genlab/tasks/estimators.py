@@ -19,38 +19,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin
+from sklearn.base import OutlierMixin, TransformerMixin
 
 from ..estimator import Estimator, _as_array, infer_spec
 from . import outliers as O
+from ._params import PassThroughParams
 
 SCORES = ("nll", "typicality", "ratio", "complexity")
 
 
-class _Params(BaseEstimator):
-    """get_params / set_params over the class's own keys plus the ``**config`` passed through to
-    `genlab.Estimator` (as in `GenerativeClassifier`), so that ``sklearn.base.clone`` works."""
-
-    _OWN: tuple[str, ...] = ()
-
-    def _store(self, params: dict[str, Any]) -> None:
-        self._extra = list(params)
-        for k, v in params.items():
-            setattr(self, k, v)
-        Estimator(self.family, **params)  # unknown family / parameter: a clear error now, not at fit
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (*self._OWN, *self._extra)}
-
-    def set_params(self, **params: Any) -> "_Params":
-        for k, v in params.items():
-            setattr(self, k, v)
-            if k not in self._OWN and k not in self._extra:
-                self._extra.append(k)
-        return self
-
-    def _config(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._extra}
+class _Params(PassThroughParams):
+    """`PassThroughParams` with a fitted-shape check shared by the two estimators."""
 
     def _check_width(self, X: np.ndarray) -> np.ndarray:
         if not hasattr(self, "input_shape_"):

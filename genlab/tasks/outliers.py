@@ -136,23 +136,15 @@ def compressed_bits(x: Tensor | np.ndarray, levels: int | None = None, compresso
                     quantizer: ByteQuantizer | None = None) -> Tensor:
     """Length in bits of each example compressed losslessly: (n,).
 
-    Examples are quantized to bytes first: by ``quantizer`` when given; else discrete data with
-    ``levels <= 256`` as they are and anything else scaled to 0..255 over the batch's range (so
-    pass a `ByteQuantizer` fitted on training data to make one example's score independent of
-    the others). ``png`` and ``webp`` (lossless, method 4) need images (n, C, H, W) with C in
+    Examples are quantized to bytes first by ``quantizer``; without one, by a `ByteQuantizer`
+    fitted on ``x`` itself (continuous data then scale over the batch's range, so pass one
+    fitted on training data to make one example's score independent of the others). ``png`` and ``webp`` (lossless, method 4) need images (n, C, H, W) with C in
     {1, 3}; ``zlib`` / ``lzma`` take any shape (raw bytes, level 9).
     """
     if compressor not in COMPRESSORS:
         raise ValueError(f"compressor must be one of {COMPRESSORS}, got {compressor!r}")
-    if quantizer is not None:
-        b = quantizer(torch.as_tensor(x))
-    else:
-        a = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
-        if levels is not None and levels <= 256 and np.all(a == np.round(a)):
-            b = a.astype(np.uint8)
-        else:
-            lo, hi = float(a.min()), float(a.max())
-            b = np.round((a - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
+    x = torch.as_tensor(x)
+    b = (quantizer or ByteQuantizer.fit(x, levels))(x)
     out = []
     for e in b:
         if compressor in ("png", "webp"):
