@@ -14,7 +14,6 @@ baseline (per-pixel frequencies with add-one smoothing; its NLL is exact).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 

@@ -18,7 +18,6 @@ import time
 
 import torch
 
-from genlab.protocol import Batch
 from genlab.registry import get_family
 from genlab.runs import build_model
 from genlab.train import Trainer, train_config
@@ -32,8 +31,7 @@ def _trainer(family: str, spec, config: dict, x: torch.Tensor, batch: int, compi
     model = build_model(family, spec, config, seed=0)
     tr = Trainer(model, train_config(get_family(family), seed=0, device="cpu", batch_size=batch, lr=1e-3, ema=None,
                                      lr_schedule="constant", patience=None, progress=False, epochs=1, compile=compile))
-    model.setup(model.check_input(x))
-    tr.t0, tr.seen, tr.total_steps = time.perf_counter(), 0, 10**6  # what fit() sets before its loop
+    tr.prepare(x)
     return tr
 
 
@@ -51,7 +49,7 @@ def measure(family: str, rounds: int, batch: int) -> dict:
     def run(tr: Trainer, k: int) -> float:
         t0 = time.perf_counter()
         for i in range(k):
-            tr._step(Batch(batches[(tr.step + i) % len(batches)], None, tr.generator))
+            tr.train_step(batches[(tr.step + i) % len(batches)])
         return time.perf_counter() - t0
 
     first = run(compiled, 2)

@@ -8,7 +8,7 @@ Here every library's model (bench/peer_models.py, the configurations of bench/pe
 built in one process and rounds of 3 training steps alternate between them (genlab, peer A,
 peer B, ..., genlab, ...) on the same batches, so that each moment's load falls on all of them;
 the table gives the median step time over ``--rounds`` rounds and the ratio of throughputs.
-genlab's step is its trainer's (``Trainer._step``: loss, backward, clipping, fused Adam, logging),
+genlab's step is its trainer's (``Trainer.train_step``: loss, backward, clipping, fused Adam, logging),
 the peers' the loop of bench/peers.py (``-log_prob(x).mean()``, backward, Adam). One thread.
 """
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Callable
 import torch
 
 from genlab.data.preprocess import Preprocess, default_preprocess
-from genlab.protocol import Batch
 from genlab.registry import get_family
 from genlab.runs import build_model
 from genlab.train import Trainer, train_config
@@ -36,9 +35,8 @@ def _genlab(model: str, spec, x: torch.Tensor, batch: int, compile: bool) -> Cal
     gm = build_model(model, spec, FLOW_CONFIG[model] | GENLAB_EXTRA.get(model, {}), seed=0)
     tr = Trainer(gm, train_config(get_family(model), seed=0, device="cpu", batch_size=batch, lr=1e-3, compile=compile,
                                   lr_schedule="constant", patience=None, progress=False, epochs=1))
-    gm.setup(gm.check_input(x))
-    tr.t0, tr.seen, tr.total_steps = time.perf_counter(), 0, 10**6  # what fit() sets before its loop
-    return lambda xb: tr._step(Batch(xb, None, tr.generator))
+    tr.prepare(x)
+    return tr.train_step
 
 
 def steppers(model: str, data: str, compile: bool) -> tuple[dict[str, Callable[[torch.Tensor], None]], int]:

@@ -62,26 +62,25 @@ def measure(family: str, data: str, n: int | None, config: dict, batch_size: int
     tr = Trainer(model, train_config(get_family(family), seed=0, device="cpu", batch_size=batch_size,
                                      progress=False, epochs=1, compile=compile))
     x = model.check_input(x)
-    model.setup(x, y)
-    tr.t0, tr.seen, tr.total_steps = time.perf_counter(), 0, 10**6  # what fit() sets before its loop
+    tr.prepare(x, y)
     g = torch.Generator().manual_seed(1)
 
-    def batch() -> Batch:
+    def batch() -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.randint(len(x), (batch_size,), generator=g)
-        return Batch(x[idx], y[idx] if y is not None else None, tr.generator)
+        return x[idx], y[idx] if y is not None else None
 
     model.train()
     with FlopCounterMode(display=False) as counter:
-        out = tr.objectives[0].loss(batch())  # the first (for these families: the only) objective
+        out = tr.objectives[0].loss(Batch(*batch(), tr.generator))  # the first (here: the only) objective
         (out.value if isinstance(out, Loss) else out).backward()
     flops = counter.get_total_flops()
     for _ in range(3):  # warm-up
-        tr._step(batch())
+        tr.train_step(*batch())
     times = []
     for _ in range(repeats):
         b = batch()
         t0 = time.perf_counter()
-        tr._step(b)
+        tr.train_step(*b)
         times.append(time.perf_counter() - t0)
     step_s = statistics.median(times)
     return {"gflop_per_step": flops / 1e9, "step_ms": 1e3 * step_s, "gflops": flops / step_s / 1e9,

@@ -1,4 +1,5 @@
-"""Trainer speed options: ``compile`` (torch.compile of the loss) and ``amp`` (CUDA only)."""
+"""Trainer speed options: ``compile`` (torch.compile of the loss), ``amp``, ``flush_denormal``, and
+the public single step (``prepare`` + ``train_step``) the benchmarks drive."""
 from __future__ import annotations
 
 import functools
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from genlab.train import TrainConfig, Trainer
+from genlab.train import trainer as trainer_mod
 
 from conftest import fit_tiny, tiny_model
 
@@ -40,13 +42,64 @@ def test_compile_leaves_closed_form_objectives_alone(moons):
     assert torch.isfinite(tr.model.log_prob(moons.x)).all()
 
 
-def test_amp_is_ignored_on_cpu_with_a_warning(moons):
+def test_fp16_amp_is_ignored_on_cpu_with_a_warning(moons):
     plain, m0, _ = losses_of("realnvp", moons)
-    with pytest.warns(UserWarning, match="amp='bf16' applies only on CUDA"):
-        amp, m1, tr = losses_of("realnvp", moons, amp="bf16")
+    with pytest.warns(UserWarning, match="amp='fp16': fp16 applies only on CUDA"):
+        amp, m1, tr = losses_of("realnvp", moons, amp="fp16")
     assert tr.amp == "off" and tr.scaler is None
     assert amp == plain  # bitwise: nothing changed on CPU
     for (k, v), (_, w) in zip(m0.state_dict().items(), m1.state_dict().items()):
+        torch.testing.assert_close(v, w, rtol=0, atol=0, msg=k)
+
+
+def test_bf16_amp_on_cpu_follows_float32_where_supported(moons, monkeypatch):
+    """With native bf16 (or forced on, as here, whatever the CPU) the matmuls run in bf16: the
+    losses differ from float32 in rounding only; without it, a warning and float32."""
+    plain, _, _ = losses_of("realnvp", moons)
+    monkeypatch.setattr(trainer_mod, "_cpu_has_bf16", lambda: True)
+    bf16, _, tr = losses_of("realnvp", moons, amp="bf16")
+    assert tr.amp == "bf16" and tr.scaler is None
+    assert bf16 != plain
+    torch.testing.assert_close(torch.tensor(bf16), torch.tensor(plain), rtol=0.05, atol=0.05)
+    monkeypatch.setattr(trainer_mod, "_cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="bf16 applies only on CUDA and on CPUs with native bf16"):
+        again, _, tr = losses_of("realnvp", moons, amp="bf16")
+    assert tr.amp == "off" and again == plain
+
+
+def _subnormal_reads_as_zero() -> bool:
+    return float(torch.tensor([1e-39]) * 1.0) == 0.0
+
+
+def test_flush_denormal_only_inside_training_steps(moons):
+    """Subnormals are flushed inside each step (x86 FTZ/DAZ) and the flag is cleared afterwards;
+    flush_denormal=False leaves them alone. (Skipped on CPUs without the mode.)"""
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU has no flush-denormal mode")
+    torch.set_flush_denormal(False)
+    seen: list[bool] = []
+    fit_tiny("realnvp", moons, epochs=1, callbacks=[lambda t, r: seen.append(_subnormal_reads_as_zero())])
+    assert seen and all(seen) and not _subnormal_reads_as_zero()
+    seen.clear()
+    fit_tiny("realnvp", moons, epochs=1, flush_denormal=False,
+             callbacks=[lambda t, r: seen.append(_subnormal_reads_as_zero())])
+    assert seen and not any(seen)
+
+
+def test_train_step_is_fits_step(moons):
+    """prepare + train_step on fit's first batch gives fit's weights after one step, and
+    train_step before prepare is refused with the fix."""
+    x = moons.x[:64]
+    cfg = dict(epochs=1, batch_size=64, seed=3, progress=False, device="cpu", lr_schedule="constant")
+    fitted = Trainer(tiny_model("realnvp", moons.spec, 0), TrainConfig(**cfg))
+    fitted.fit(x)
+    stepped = Trainer(tiny_model("realnvp", moons.spec, 0), TrainConfig(**cfg))
+    with pytest.raises(RuntimeError, match=r"call trainer.prepare\(x_train\)"):
+        stepped.train_step(x)
+    stepped.prepare(x)
+    record = stepped.train_step(x[stepped._epoch_order(len(x))])
+    assert record["step"] == 1 and stepped.step == 1
+    for (k, v), (_, w) in zip(fitted.model.state_dict().items(), stepped.model.state_dict().items()):
         torch.testing.assert_close(v, w, rtol=0, atol=0, msg=k)
 
 
