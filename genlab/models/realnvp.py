@@ -2,7 +2,8 @@
 
 Each coupling layer keeps the entries selected by a binary mask ``m`` and moves the others:
 ``y = m*x + (1-m) * (x * exp(s(m*x)) + t(m*x))``, so ``log|det dy/dx| = sum((1-m) * s)``.
-Masks alternate with their complement (half/half for vectors, checkerboard for images), and a
+Masks alternate with their complement: for vectors the two halves (the conditioner sees only the
+kept half, `genlab.nn.flows.AffineCoupling`), for images a checkerboard; a
 learnable elementwise affine (ActNorm-like, Kingma & Dhariwal 2018, without batch statistics)
 comes before each coupling. The base distribution is a standard normal.
 
@@ -19,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from ..data.spec import DataSpec
-from ..nn import MLP, ConvNet
-from ..nn.flows import with_context
+from ..nn import ConvNet
+from ..nn.flows import AffineCoupling, with_context
 from ..protocol import Density
 from ..registry import register
 from ._flow import FlowBase, FlowConfig
@@ -48,55 +49,49 @@ class ElementwiseAffine(nn.Module):
         self.shift = nn.Parameter(torch.zeros(shape))
 
     def forward(self, x: Tensor, ctx: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return x * self.log_scale.exp() + self.shift, self.log_scale.sum().expand(len(x))
+        return torch.addcmul(self.shift, x, self.log_scale.exp()), self.log_scale.sum().expand(len(x))
 
     def inverse(self, y: Tensor, ctx: Tensor | None = None) -> Tensor:
         return (y - self.shift) * (-self.log_scale).exp()
 
 
-class AffineCoupling(nn.Module):
-    """One affine coupling layer (Dinh et al. 2017, Eq. 9).
+class CheckerboardCoupling(nn.Module):
+    """One affine coupling layer on images with a spatial mask (Dinh et al. 2017, Eq. 9).
 
     Args:
-        mask: (*event_shape) of 0/1; entries where it is 1 pass through and condition the rest.
-        net: maps the masked input to ``2 * C`` channels (images: the input carries the mask as
-            an extra channel) or ``2 * D`` features (vectors): the raw log-scale and shift. A
-            context (label embedding) is appended to its input as features / constant channels.
+        mask: (C, H, W) of 0/1; entries where it is 1 pass through and condition the rest.
+        net: maps the masked input plus the mask as an extra channel (plus a context, the label
+            embedding, as constant channels) to ``2 * C`` channels: the raw log-scale and shift.
         bound: ``s = bound * tanh(raw / bound)``.
     """
 
     def __init__(self, mask: Tensor, net: nn.Module, bound: float):
         super().__init__()
         self.register_buffer("mask", mask, persistent=False)  # rebuilt from the config
+        self.register_buffer("moved", 1 - mask, persistent=False)
         self.net, self.bound = net, bound
 
     def _scale_shift(self, x: Tensor, ctx: Tensor | None) -> tuple[Tensor, Tensor]:
         m = self.mask.to(x.dtype)
-        inp = x * m
-        if x.ndim == 4:
-            inp = torch.cat([inp, m[:1].expand(len(x), 1, *m.shape[1:])], 1)
+        inp = torch.cat([x * m, m[:1].expand(len(x), 1, *m.shape[1:])], 1)
         raw_s, t = self.net(with_context(inp, ctx)).chunk(2, dim=1)
         s = self.bound * torch.tanh(raw_s / self.bound)
-        return s * (1 - m), t * (1 - m)
+        return s * self.moved, t * self.moved
 
     def forward(self, x: Tensor, ctx: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """x: (batch, *event_shape), ctx: (batch, k) or None -> (y, log|det dy/dx|: (batch,))."""
+        """x: (batch, C, H, W), ctx: (batch, k) or None -> (y, log|det dy/dx|: (batch,))."""
         s, t = self._scale_shift(x, ctx)
-        return x * s.exp() + t, s.flatten(1).sum(1)
+        return torch.addcmul(t, x, s.exp()), s.flatten(1).sum(1)
 
     def inverse(self, y: Tensor, ctx: Tensor | None = None) -> Tensor:
         s, t = self._scale_shift(y, ctx)  # the masked entries are unchanged, so s, t are the same
         return (y - t) * (-s).exp()
 
 
-def _masks(shape: tuple[int, ...], n: int) -> list[Tensor]:
-    """Alternating masks: half/half for vectors (coordinates for D = 2), checkerboard for images."""
-    if len(shape) == 3:
-        c, h, w = shape
-        base = ((torch.arange(h)[:, None] + torch.arange(w)[None]) % 2 == 0).float()
-        base = base.expand(c, h, w).clone()
-    else:
-        base = (torch.arange(shape[0]) < shape[0] // 2).float()
+def _checkerboards(shape: tuple[int, int, int], n: int) -> list[Tensor]:
+    """Alternating checkerboard masks for (C, H, W) images."""
+    c, h, w = shape
+    base = ((torch.arange(h)[:, None] + torch.arange(w)[None]) % 2 == 0).float().expand(c, h, w).clone()
     return [base if k % 2 == 0 else 1 - base for k in range(n)]
 
 
@@ -129,14 +124,15 @@ class RealNVP(FlowBase):
         shape = spec.event_shape if conv else (spec.dim,)
         self.shape = shape
         self.norms = nn.ModuleList(ElementwiseAffine(shape) for _ in range(config.n_layers))
-        self.couplings = nn.ModuleList()
-        for mask in _masks(shape, config.n_layers):
-            if conv:
-                c = shape[0]
-                net = ConvNet(c + 1 + self.ctx_dim, 2 * c, hidden=max(config.hidden // 4, 8), blocks=config.depth)
-            else:
-                net = MLP(spec.dim + self.ctx_dim, 2 * spec.dim, (config.hidden,) * config.depth, zero_last=True)
-            self.couplings.append(AffineCoupling(mask, net, config.scale_bound))
+        if conv:  # spatial checkerboards; the mask enters the conv net as an extra channel
+            c = shape[0]
+            self.couplings = nn.ModuleList(CheckerboardCoupling(
+                mask, ConvNet(c + 1 + self.ctx_dim, 2 * c, hidden=max(config.hidden // 4, 8), blocks=config.depth),
+                config.scale_bound) for mask in _checkerboards(shape, config.n_layers))
+        else:  # halves, alternating which half moves; each conditioner sees only the other half
+            self.couplings = nn.ModuleList(
+                AffineCoupling(spec.dim, False, config.hidden, config.depth, self.ctx_dim, config.scale_bound,
+                               swap=k % 2 == 1) for k in range(config.n_layers))
 
     def _flow(self, z: Tensor, ctx: Tensor | None) -> tuple[Tensor, Tensor]:
         x = z.reshape(len(z), *self.shape)

@@ -169,9 +169,11 @@ def conditioner(in_features: int, out_features: int, image: bool, hidden: int, d
 
 
 class AffineCoupling(nn.Module):
-    """Affine coupling over features: x = (x_a, x_b) with x_a the first ``features // 2``;
-    ``y_b = x_b * exp(s) + t``, ``(raw_s, t) = net(x_a, ctx)``, ``s = bound * tanh(raw_s / bound)``;
-    log|det| = sum(s) (Dinh et al. 2017, Eq. 6-9; Kingma & Dhariwal 2018, Table 1).
+    """Affine coupling over features: x = (x_a, x_b), x_a the first ``features // 2`` (``swap``:
+    x_b is the first ``features // 2`` and x_a the rest, so alternating ``swap`` moves every
+    feature); ``y_b = x_b * exp(s) + t``, ``(raw_s, t) = net(x_a, ctx)``,
+    ``s = bound * tanh(raw_s / bound)``; log|det| = sum(s) (Dinh et al. 2017, Eq. 6-9; Kingma &
+    Dhariwal 2018, Table 1). The conditioner sees only x_a (not a masked full-width input).
 
     Args:
         features: D (vectors) or C (images), at least 2.
@@ -179,30 +181,40 @@ class AffineCoupling(nn.Module):
         hidden, depth: conditioner size (see `conditioner`).
         ctx_dim: size of the context vector (0: none).
         bound: bound on the log-scale.
+        swap: transform the first half, conditioned on the second.
     """
 
-    def __init__(self, features: int, image: bool, hidden: int, depth: int, ctx_dim: int = 0, bound: float = 2.0):
+    def __init__(self, features: int, image: bool, hidden: int, depth: int, ctx_dim: int = 0, bound: float = 2.0,
+                 swap: bool = False):
         super().__init__()
         if features < 2:
             raise ValueError(f"a coupling layer needs at least 2 features, got {features}")
-        self.na = features // 2
-        self.nb = features - self.na
-        self.net = conditioner(self.na + ctx_dim, 2 * self.nb, image, hidden, depth)
+        self.first, self.swap = features // 2, swap
+        na = features - self.first if swap else self.first
+        self.net = conditioner(na + ctx_dim, 2 * (features - na), image, hidden, depth)
         self.bound = bound
+
+    def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(x_a, x_b): the conditioning and the transformed features."""
+        head, tail = x[:, :self.first], x[:, self.first:]
+        return (tail, head) if self.swap else (head, tail)
+
+    def _join(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.cat([b, a] if self.swap else [a, b], 1)
 
     def _scale_shift(self, xa: Tensor, ctx: Tensor | None) -> tuple[Tensor, Tensor]:
         raw_s, t = self.net(with_context(xa, ctx)).chunk(2, dim=1)
         return self.bound * torch.tanh(raw_s / self.bound), t
 
     def forward(self, x: Tensor, ctx: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        xa, xb = x[:, :self.na], x[:, self.na:]
+        xa, xb = self._split(x)
         s, t = self._scale_shift(xa, ctx)
-        return torch.cat([xa, xb * s.exp() + t], 1), s.flatten(1).sum(1)
+        return self._join(xa, torch.addcmul(t, xb, s.exp())), s.flatten(1).sum(1)
 
     def inverse(self, y: Tensor, ctx: Tensor | None = None) -> Tensor:
-        ya, yb = y[:, :self.na], y[:, self.na:]
+        ya, yb = self._split(y)
         s, t = self._scale_shift(ya, ctx)
-        return torch.cat([ya, (yb - t) * (-s).exp()], 1)
+        return self._join(ya, (yb - t) * (-s).exp())
 
 
 class MaskedLinear(nn.Linear):
