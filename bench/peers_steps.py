@@ -8,6 +8,9 @@ Here every library's model (bench/peer_models.py, the configurations of bench/pe
 built in one process and rounds of 3 training steps alternate between them (genlab, peer A,
 peer B, ..., genlab, ...) on the same batches, so that each moment's load falls on all of them;
 the table gives the median step time over ``--rounds`` rounds and the ratio of throughputs.
+"dense floor" (realnvp, maf) times only what every implementation of the architecture must do
+(the conditioner MLPs' forward and backward, input gradients included, and a fused Adam step);
+``ceiling`` = peer / floor is the highest ratio any float32 implementation could reach here.
 genlab's step is its trainer's (``Trainer.train_step``: loss, backward, clipping, fused Adam, logging),
 the peers' the loop of bench/peers.py (``-log_prob(x).mean()``, backward, Adam). One thread.
 """
@@ -27,7 +30,7 @@ from genlab.runs import build_model
 from genlab.train import Trainer, train_config
 
 from .common import data_splits, print_table, write_results
-from .peer_models import PEERS
+from .peer_models import PEERS, mlp
 from .peers import FLOW_CONFIG, FLOW_DATA, GENLAB_EXTRA
 
 
@@ -37,6 +40,24 @@ def _genlab(model: str, spec, x: torch.Tensor, batch: int, compile: bool) -> Cal
                                   lr_schedule="constant", patience=None, progress=False, epochs=1))
     tr.prepare(x)
     return tr.train_step
+
+
+def _floor(model: str, dim: int, n_layers: int, hidden: int, depth: int) -> Callable[[torch.Tensor], None]:
+    """The work no implementation of the architecture can skip: every conditioner's forward and
+    backward (with the gradient of its input, which earlier layers need) and one fused Adam step
+    over the same parameters; no flow algebra, no log-determinants, no clipping, no Python layers."""
+    a, b = (dim // 2, 2 * (dim - dim // 2)) if model == "realnvp" else (dim, 2 * dim)  # maf: one MADE
+    nets = [mlp(a, b, hidden, depth) for _ in range(n_layers)]
+    params = [p for net in nets for p in net.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3, fused=True)
+
+    def step(xb: torch.Tensor) -> None:
+        x = xb.flatten(1)[:, :a].detach().requires_grad_(True)
+        loss = sum(net(x).sum() for net in nets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
 
 
 def steppers(model: str, data: str, compile: bool) -> tuple[dict[str, Callable[[torch.Tensor], None]], int]:
@@ -61,6 +82,9 @@ def steppers(model: str, data: str, compile: bool) -> tuple[dict[str, Callable[[
             loss.backward()
             opt.step()
         out[lib] = step
+    if model in ("realnvp", "maf"):
+        torch.manual_seed(0)
+        out["dense floor"] = _floor(model, s.train.spec.dim, **cfg)
     return out, batch
 
 
@@ -84,8 +108,10 @@ def measure(model: str, data: str, rounds: int, compile: bool) -> list[dict]:
     return [{"model": model, "data": data, "library": lib, "batch": batch, "step_ms": 1e3 * t,
              "examples_per_s": batch / t, "rounds": rounds,
              # throughput of genlab (eager; compiled) over this library's, for the peers
-             **({"train_ratio": t / med["genlab"]} if not lib.startswith("genlab") else {}),
-             **({"compiled_ratio": t / med["genlab+compile"]} if "genlab+compile" in med and not lib.startswith("genlab")
+             **({"train_ratio": t / med["genlab"]} if lib in PEERS[model] else {}),
+             # the highest genlab/peer ratio any float32 implementation could reach: peer / floor
+             **({"ceiling": t / med["dense floor"]} if lib in PEERS[model] and "dense floor" in med else {}),
+             **({"compiled_ratio": t / med["genlab+compile"]} if "genlab+compile" in med and lib in PEERS[model]
                 else {}),
              **({"compile_speedup": med["genlab"] / t} if lib == "genlab+compile" else {})} for lib, t in med.items()]
 
@@ -107,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{model:8s} {data:7s} {r['library']:10s} {r['step_ms']:8.2f} ms  {r.get('train_ratio', '')}",
                       flush=True)
     print_table(rows, ["model", "data", "library", "batch", "step_ms", "examples_per_s", "train_ratio", "compiled_ratio",
-                       "compile_speedup"])
+                       "compile_speedup", "ceiling"])
     write_results("peers_steps", rows, "python -m bench.peers_steps " + " ".join(
         argv if argv is not None else sys.argv[1:]), key=("model", "data", "library"))
 

@@ -1,6 +1,5 @@
 """Float64 identities of the RealNVP flow: inverse round trip, log|det J| against autograd,
 and a normalised density (Dinh et al. 2017)."""
-import math
 
 import pytest
 import torch

@@ -106,3 +106,13 @@ def test_train_step_is_fits_step(moons):
 def test_unknown_amp_mode_is_refused(moons):
     with pytest.raises(ValueError, match="amp must be 'off', 'bf16' or 'fp16', got 'fp8'"):
         Trainer(tiny_model("realnvp", moons.spec), TrainConfig(amp="fp8", device="cpu", progress=False))
+
+
+def test_threads_hold_during_fit_and_are_restored(moons):
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    seen: list[int] = []
+    fit_tiny("gaussian", moons, epochs=1, threads=want, callbacks=[lambda t, r: seen.append(torch.get_num_threads())])
+    assert seen and set(seen) == {want} and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        Trainer(tiny_model("realnvp", moons.spec), TrainConfig(threads=0, device="cpu", progress=False))

@@ -141,8 +141,6 @@ class UNet(nn.Module):
     def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         """x: (batch, C, H, W), t: (batch,) float, y: (batch,) int64 or None -> (batch, C, H, W)."""
         e = self.emb(t, y)
-        if x.device.type == "cpu":  # oneDNN's convolutions run 1.5-4x faster on NHWC (bench/README.md)
-            x = x.contiguous(memory_format=torch.channels_last)
         h = self.inp(x)
         skips = []
         for res, pool in zip(self.down, self.pool):
@@ -154,7 +152,7 @@ class UNet(nn.Module):
         for i in reversed(range(self.levels)):
             s = skips.pop()
             h = self.up[i](torch.cat([upsample_conv(h, self.upconv[i], s.shape[-2:]), s], 1), e)
-        return self.out(F.silu(self.norm_out(h))).contiguous()
+        return self.out(F.silu(self.norm_out(h)))
 
 
 # nearest 2x upsampling then a 3x3 convolution (padding 1), per axis: output 2m reads inputs m-1, m with

@@ -57,6 +57,9 @@ class TrainConfig:
     amp: str = field(default="off", metadata={
         "help": "automatic mixed precision: off | bf16 | fp16 (fp16 adds loss scaling; CUDA only). bf16 also "
                 "runs on CPUs with native bf16 matmuls (AVX512-BF16 / AMX), ignored with a warning elsewhere"})
+    threads: int | None = field(default=None, metadata={
+        "help": "torch threads while fit runs (default: torch's, one per core); 1 suits small models on "
+                "few cores, where a second thread costs more in synchronisation than it computes"})
     flush_denormal: bool = field(default=True, metadata={
         "help": "on CPU, treat subnormal floats (< 1.2e-38) as zero while training (x86 FTZ/DAZ): "
                 "subnormals from zero-initialised layers made flow steps up to ~20%% slower"})
@@ -71,6 +74,19 @@ def _cpu_has_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` inside the block (None: unchanged), then restored."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -148,6 +164,8 @@ class Trainer:
             raise ValueError(f"unknown lr_schedule {self.config.lr_schedule!r}; use constant or cosine")
         if self.config.batch_size < 1 or self.epochs < 1 or self.config.checkpoint_every < 1:
             raise ValueError("batch_size, epochs and checkpoint_every must be >= 1")
+        if self.config.threads is not None and self.config.threads < 1:
+            raise ValueError(f"threads must be >= 1 (or None for torch's default), got {self.config.threads}")
 
     # -- public --------------------------------------------------------------------------------
     def fit(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None, y_val: Tensor | None = None,
@@ -156,6 +174,11 @@ class Trainer:
 
         With ``resume=True`` the state is read from ``out/checkpoint.safetensors`` first.
         """
+        with _threads(self.config.threads):  # once per fit: switching per step re-creates the thread pool
+            return self._fit(x, y, x_val, y_val, resume)
+
+    def _fit(self, x: Tensor, y: Tensor | None, x_val: Tensor | None, y_val: Tensor | None,
+             resume: bool) -> GenerativeModel:
         x = self.model.check_input(x).to(self.device)
         y = y.to(self.device) if y is not None else None
         if x_val is not None:
