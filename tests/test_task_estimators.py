@@ -152,6 +152,30 @@ def test_imputer_fit_uses_complete_rows_clone_and_pipeline():
     assert pipe[0].n_complete_rows_ == 400 and pipe.score(Xm, y) > 0.95
 
 
+def test_imputer_statistic_keeps_binary_fills_binary():
+    """On 0/1 data the default fill is the most frequent draw (a value the data can take), the
+    mean is a fraction, and each statistic is that of ``sample_draws`` (same seed, same draws)."""
+    rng = np.random.default_rng(0)
+    x0 = rng.random(2000) < 0.5
+    x1 = np.where(rng.random(2000) < 0.9, x0, ~x0)
+    x2 = np.where(rng.random(2000) < 0.9, x1, ~x1)
+    X = np.stack([x0, x1, x2], 1).astype(float)
+    Xm = np.array([[1.0, np.nan, 1.0], [0.0, np.nan, 0.0], [np.nan, 1.0, np.nan]])
+    imp = GenerativeImputer("bayesnet", n_draws=9, random_state=3).fit(X)
+    draws = imp.sample_draws(Xm)
+    out = imp.transform(Xm)
+    assert set(np.unique(out)) <= {0.0, 1.0} and out[0, 1] == 1.0 and out[1, 1] == 0.0
+    miss = np.isnan(Xm)
+    for stat, f in (("mean", draws.mean(0)), ("median", np.median(draws, 0)),
+                    ("mode", (draws.mean(0) > 0.5).astype(float))):  # 9 draws of 0/1: no ties
+        imp.set_params(statistic=stat)
+        np.testing.assert_array_equal(imp.transform(Xm)[miss], f[miss])
+    imp.set_params(statistic="mean")
+    assert not np.isin(imp.transform(Xm)[miss], [0.0, 1.0]).all()  # some entry's draws disagree
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        imp.set_params(statistic="max").transform(Xm)
+
+
 def test_imputer_bad_input():
     with pytest.raises(ValueError, match="complete rows"):
         GenerativeImputer("gaussian").fit(np.full((20, 3), np.nan))

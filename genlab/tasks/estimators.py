@@ -18,9 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.stats
 import torch
 from sklearn.base import OutlierMixin, TransformerMixin
 
+from ..data.spec import Kind
 from ..estimator import Estimator, _as_array, infer_spec
 from . import outliers as O
 from ._params import PassThroughParams
@@ -155,13 +157,16 @@ class GenerativeImputer(TransformerMixin, _Params):
     Missing entries are NaN. ``fit`` trains the family on the *complete* rows of ``X`` (no
     family here trains on partly observed rows; at least 10 are needed). ``transform`` draws
     ``n_draws`` completions from ``p(missing | observed)`` (exact for gaussian / gmm / bayesnet,
-    ancestral, RePaint or Metropolis-within-Gibbs otherwise; see `genlab.tasks.impute`) and fills each NaN with the mean of
-    its draws; observed entries are returned unchanged. Rows with every entry missing get draws
-    from the model's marginal.
+    ancestral, RePaint or Metropolis-within-Gibbs otherwise; see `genlab.tasks.impute`) and fills each NaN with a
+    summary of its draws (``statistic``); observed entries are returned unchanged. Rows with every
+    entry missing get draws from the model's marginal.
 
     Args:
         family: a family with a likelihood, an energy or an encoder (gmm, gaussian, made, vae, ...).
-        n_draws: draws per row; ``sample_draws`` gives them, ``transform`` their mean.
+        n_draws: draws per row; ``sample_draws`` gives them, ``transform`` their summary.
+        statistic: mean (least squared error) | median (least absolute error) | mode (the most
+            frequent drawn value, ties to the smallest: always a value the data can take) | auto
+            (mode for binary and categorical data, where a mean is no category; mean otherwise).
         sweeps: MCMC / Gibbs passes (approximate methods only); None: `impute`'s default
             (200 for a VAE's Metropolis-within-Gibbs, 20 otherwise).
         random_state: seed of the draws (each call to ``transform`` starts from it).
@@ -169,11 +174,13 @@ class GenerativeImputer(TransformerMixin, _Params):
         **config: trainer settings and the family's hyperparameters (see `genlab.Estimator`).
     """
 
-    _OWN = ("family", "n_draws", "sweeps", "random_state", "data_kind", "levels")
+    _OWN = ("family", "n_draws", "statistic", "sweeps", "random_state", "data_kind", "levels")
+    STATISTICS = ("auto", "mean", "median", "mode")
 
     def __init__(self, family: str = "gmm", **params: Any):
         self.family = family
         self.n_draws = params.pop("n_draws", 5)
+        self.statistic = params.pop("statistic", "auto")
         self.sweeps = params.pop("sweeps", None)
         self.random_state = params.pop("random_state", 0)
         self.data_kind = params.pop("data_kind", "auto")
@@ -207,6 +214,8 @@ class GenerativeImputer(TransformerMixin, _Params):
 
         X = self._check_width(_as_array(X).astype(np.float64))
         k = self.n_draws if n_draws is None else n_draws
+        if k < 1:
+            raise ValueError(f"n_draws must be >= 1, got {k}")
         mask = np.isnan(X)
         if not mask.any():
             return np.broadcast_to(X, (k, *X.shape)).copy()
@@ -217,6 +226,18 @@ class GenerativeImputer(TransformerMixin, _Params):
         return np.where(mask, draws, X)
 
     def transform(self, X) -> np.ndarray:
-        """``X`` with each NaN replaced by the mean of its draws: (n_samples, *shape)."""
+        """``X`` with each NaN replaced by the ``statistic`` of its draws: (n_samples, *shape)."""
+        if self.statistic not in self.STATISTICS:
+            raise ValueError(f"statistic must be one of {self.STATISTICS}, got {self.statistic!r}")
         X = _as_array(X).astype(np.float64)
-        return np.where(np.isnan(X), self.sample_draws(X).mean(0), X)
+        draws = self.sample_draws(X)
+        stat = self.statistic
+        if stat == "auto":
+            stat = "mode" if self.model_.model_.spec.kind in (Kind.BINARY, Kind.CATEGORICAL) else "mean"
+        if stat == "mean":
+            fill = draws.mean(0)
+        elif stat == "median":
+            fill = np.median(draws, 0)
+        else:  # per entry, the most frequent value (ties: the smallest, as scipy.stats.mode)
+            fill = scipy.stats.mode(draws, axis=0, keepdims=False).mode
+        return np.where(np.isnan(X), fill, X)
