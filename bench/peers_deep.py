@@ -1,6 +1,7 @@
 """genlab's vae beside pythae and its ddpm beside diffusers: same networks, data, batch and steps.
 
     python -m bench.peers_deep [--models vae,ddpm] [--repeats 3] [--vae-steps 1000] [--ddpm-steps 300]
+    python -m bench.peers_deep --interleave [--models vae,ddpm] [--rounds 15]
 
 vae (MNIST-5k binarized at 128/255, 4,000 training images, batch 128, Adam lr 1e-3): genlab's
 ``vae`` (MLP encoder 784 -> 256 -> 256 -> 2x16 and decoder 16 -> 256 -> 256 -> 784, SiLU,
@@ -21,13 +22,25 @@ with the same t and noise draws on both sides. Sampling: 16 images with all 1,00
 Every timed run is a fresh subprocess with one torch thread, interleaved with the others; the
 table gives the median of ``--repeats`` runs (bench/peers.py's method). "genlab+compile" is genlab
 with ``TrainConfig(compile=True)``, its rate taken after the first two (compiling) steps.
+
+``--interleave`` (bench/peers_steps.py's method): every model is built in one process and rounds
+of 3 training steps on the same 3 batches alternate between genlab (``Trainer.train_step``) and
+each peer (its loop's step: loss, backward, Adam); the table gives the median step time over
+``--rounds`` rounds and ``train_ratio`` = peer time / genlab time (> 1: genlab faster). For the
+vae, "dense floor" times only what any implementation of the two MLPs must do (their forward and
+backward, without the encoder's input gradient, and one fused Adam step), and ``ceiling`` = peer /
+floor is the highest ratio any float32 implementation could reach; "minimal vae" adds the bound's
+own elementwise work (reparameterisation, Bernoulli log-likelihood, KL), written out in a few lines.
+Written to bench/results/peers_deep_steps.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
+from typing import Callable
 
 import torch
 from torch import nn
@@ -75,6 +88,49 @@ def _timed_genlab(family: str, cfg: dict, x: torch.Tensor, steps: int, batch: in
     return model, done, train_s, compile_s
 
 
+def _pythae_vae(seed: int) -> nn.Module:
+    """pythae 0.1.2's VAE with genlab's two MLPs as its encoder / decoder (Bernoulli decoder: a
+    sigmoid on the output, ``reconstruction_loss="bce"``)."""
+    from pythae.models import VAE as PythaeVAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.net = MLP(784, 32, (256, 256))
+
+        def forward(self, v):
+            mu, logvar = self.net(v.flatten(1)).chunk(2, 1)
+            return ModelOutput(embedding=mu, log_covariance=logvar)
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.net = MLP(16, 784, (256, 256))
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)).reshape(-1, 1, 28, 28))
+
+    torch.manual_seed(seed)
+    return PythaeVAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=16, reconstruction_loss="bce"),
+                     encoder=Encoder(), decoder=Decoder())
+
+
+def _diffusers_unet(widths: tuple[int, ...], seed: int) -> nn.Module:
+    """diffusers' UNet2DModel for 1x8x8 images: one ResNet per down block, no attention, 8 groups."""
+    from diffusers import UNet2DModel
+    torch.manual_seed(seed)
+    return UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,
+                       block_out_channels=widths, down_block_types=("DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D"), add_attention=False, norm_num_groups=8)
+
+
+def _ddpm_scheduler():
+    from diffusers import DDPMScheduler
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
+
+
 def run_vae(lib: str, steps: int, seed: int) -> dict:
     torch.set_num_threads(1)
     s, batch = _splits("vae")
@@ -89,30 +145,7 @@ def run_vae(lib: str, steps: int, seed: int) -> dict:
             sample_s = time.perf_counter() - t0
             neg_elbo = model.elbo_loss(Batch(xt, None, g)).logs["neg_elbo"]
     else:
-        from pythae.models import VAE as PythaeVAE, VAEConfig
-        from pythae.models.base.base_utils import ModelOutput
-        from pythae.models.nn import BaseDecoder, BaseEncoder
-
-        class Encoder(BaseEncoder):
-            def __init__(self):
-                super().__init__()
-                self.net = MLP(784, 32, (256, 256))
-
-            def forward(self, v):
-                mu, logvar = self.net(v.flatten(1)).chunk(2, 1)
-                return ModelOutput(embedding=mu, log_covariance=logvar)
-
-        class Decoder(BaseDecoder):
-            def __init__(self):
-                super().__init__()
-                self.net = MLP(16, 784, (256, 256))
-
-            def forward(self, z):
-                return ModelOutput(reconstruction=torch.sigmoid(self.net(z)).reshape(-1, 1, 28, 28))
-
-        torch.manual_seed(seed)
-        model = PythaeVAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=16, reconstruction_loss="bce"),
-                          encoder=Encoder(), decoder=Decoder())
+        model = _pythae_vae(seed)
         params = sum(p.numel() for p in model.parameters())
         gd = torch.Generator().manual_seed(seed)
         done, train_s = adam_loop(model.parameters(), lambda xb: model({"data": xb}).loss, x, batch,
@@ -131,10 +164,9 @@ def run_vae(lib: str, steps: int, seed: int) -> dict:
 
 def run_ddpm(lib: str, steps: int, seed: int) -> dict:
     torch.set_num_threads(1)
-    from diffusers import DDPMScheduler
     s, batch = _splits("ddpm")
     x, xt = s.train.x, s.test.x
-    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
+    sched = _ddpm_scheduler()
     g = torch.Generator().manual_seed(3)  # the test figure's t and noise: the same on both sides
     t_test = torch.randint(1, 1001, (len(xt),), generator=g)
     eps_test = torch.randn(xt.shape, generator=g)
@@ -148,12 +180,7 @@ def run_ddpm(lib: str, steps: int, seed: int) -> dict:
             model.sample(16, generator=torch.Generator().manual_seed(1))
             sample_s = time.perf_counter() - t0
     else:
-        from diffusers import UNet2DModel
-        torch.manual_seed(seed)
-        widths = tuple(int(c) for c in lib.split(" ")[1].split(","))  # "diffusers 32,64"
-        unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,
-                           block_out_channels=widths, down_block_types=("DownBlock2D", "DownBlock2D"),
-                           up_block_types=("UpBlock2D", "UpBlock2D"), add_attention=False, norm_num_groups=8)
+        unet = _diffusers_unet(tuple(int(c) for c in lib.split(" ")[1].split(",")), seed)  # "diffusers 32,64"
         params = sum(p.numel() for p in unet.parameters())
         x0 = 2 * x / 16 - 1  # genlab's Rescale: 17 levels -> bin centres on [-1, 1]
         gd = torch.Generator().manual_seed(seed)
@@ -182,6 +209,83 @@ def run_ddpm(lib: str, steps: int, seed: int) -> dict:
             "parameters": params}
 
 
+# -- step for step, in one process (--interleave) --------------------------------------------------
+def steppers(model: str, x: torch.Tensor, batch: int, seed: int = 0) -> dict[str, Callable[[torch.Tensor], None]]:
+    """One training step per library on a data-space batch ``(batch, 1, H, W)``."""
+    fam = get_family(model)
+    spec = DataSpec(x.shape[1:], Kind.BINARY if model == "vae" else Kind.DISCRETE, 2 if model == "vae" else 17)
+    gm = build_model(model, spec, VAE if model == "vae" else DDPM, seed)
+    tr = Trainer(gm, train_config(fam, seed=seed, device="cpu", batch_size=batch, lr=1e-3, ema=None,
+                                  lr_schedule="constant", patience=None, progress=False, epochs=1))
+    tr.prepare(x)
+    out: dict[str, Callable[[torch.Tensor], None]] = {"genlab": tr.train_step}
+    g = torch.Generator().manual_seed(seed)
+
+    def adam_step(module: nn.Module, loss_of: Callable[[torch.Tensor], torch.Tensor], **kw) -> Callable:
+        opt = torch.optim.Adam(module.parameters(), lr=1e-3, **kw)
+
+        def step(xb: torch.Tensor) -> None:
+            loss = loss_of(xb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step
+
+    if model == "vae":
+        pv = _pythae_vae(seed)
+        out["pythae"] = adam_step(pv, lambda xb: pv({"data": xb}).loss)
+        torch.manual_seed(seed)
+        enc, dec = MLP(784, 32, (256, 256)), MLP(16, 784, (256, 256))
+        floor = nn.ModuleList([enc, dec])
+        # the dense work: both MLPs forward and backward (no input gradient at the encoder), fused Adam
+        out["dense floor"] = adam_step(floor, lambda xb: dec(enc(xb.flatten(1))[:, :16]).sum(), fused=True)
+
+        def minimal(xb: torch.Tensor) -> torch.Tensor:  # the same bound, written out: floor + the loss's elementwise work
+            mu, logvar = enc(xb.flatten(1)).chunk(2, 1)
+            z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=g)
+            rec = nn.functional.binary_cross_entropy_with_logits(dec(z), xb.flatten(1), reduction="sum")
+            return (rec - 0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum()) / len(xb)
+        out["minimal vae"] = adam_step(floor, minimal, fused=True)
+    else:
+        sched = _ddpm_scheduler()
+        for widths in ((32, 64), (32, 32)):
+            unet = _diffusers_unet(widths, seed)
+
+            def loss_of(xb: torch.Tensor, unet=unet) -> torch.Tensor:
+                x0 = 2 * xb / 16 - 1  # genlab's Rescale: 17 levels -> bin centres on [-1, 1]
+                noise = torch.randn(x0.shape, generator=g)
+                t = torch.randint(0, 1000, (len(x0),), generator=g)
+                return nn.functional.mse_loss(unet(sched.add_noise(x0, noise, t), t).sample, noise)
+            out["diffusers " + ",".join(map(str, widths))] = adam_step(unet, loss_of)
+    return out
+
+
+def measure_steps(model: str, rounds: int) -> list[dict]:
+    """Median step time of every library over ``rounds`` rounds of 3 steps each, interleaved."""
+    s, batch = _splits(model)
+    x = s.train.x
+    fns = steppers(model, x, batch)
+    g = torch.Generator().manual_seed(1)
+    batches = [x[torch.randint(len(x), (batch,), generator=g)] for _ in range(3)]
+    for f in fns.values():  # warm-up
+        for xb in batches:
+            f(xb)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for lib, f in fns.items():
+            t0 = time.perf_counter()
+            for xb in batches:
+                f(xb)
+            times[lib].append((time.perf_counter() - t0) / len(batches))
+    med = {lib: statistics.median(t) for lib, t in times.items()}
+    peer = lambda lib: lib.startswith(("pythae", "diffusers"))  # noqa: E731
+    return [{"model": model, "library": lib, "batch": batch, "step_ms": 1e3 * t, "examples_per_s": batch / t,
+             "rounds": rounds, **({"train_ratio": t / med["genlab"]} if peer(lib) else {}),
+             **({"ceiling": t / med["dense floor"]} if peer(lib) and "dense floor" in med else {}),
+             **({"genlab_over_floor": med["genlab"] / t} if lib == "dense floor" else {})}
+            for lib, t in med.items()]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="vae,ddpm")
@@ -189,8 +293,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vae-steps", type=int, default=1000)
     p.add_argument("--ddpm-steps", type=int, default=300)
     p.add_argument("--compile", default="vae", help="models also timed with TrainConfig(compile=True)")
+    p.add_argument("--interleave", action="store_true", help="time single steps, interleaved in one process")
+    p.add_argument("--rounds", type=int, default=15, help="--interleave: rounds of 3 steps per library")
     p.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # internal: one timed run, JSON out
     args = p.parse_args(argv)
+    if args.interleave:
+        torch.set_num_threads(1)
+        rows = [r for model in args.models.split(",") for r in measure_steps(model, args.rounds)]
+        print_table(rows, ["model", "library", "batch", "step_ms", "examples_per_s", "train_ratio", "ceiling",
+                           "genlab_over_floor"])
+        write_results("peers_deep_steps", rows, "python -m bench.peers_deep " + " ".join(
+            argv if argv is not None else sys.argv[1:]), key=("model", "library"))
+        return
     if args.one:
         model, lib, steps = json.loads(args.one[0])
         print(json.dumps((run_vae if model == "vae" else run_ddpm)(lib, steps, int(args.one[1]))))

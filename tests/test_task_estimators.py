@@ -39,6 +39,23 @@ def test_detector_flags_shifted_gaussian_and_keeps_fpr(score):
     assert np.mean(far == -1) > expect
 
 
+def test_detector_batch_test_calibrated_and_sees_what_single_examples_cannot():
+    """Batches from the training distribution are flagged at about ``fpr``; a batch from the
+    shrunken distribution N(MEAN, COV / 10) (each point denser than typical, so no per-example NLL
+    threshold flags it) is flagged by the batch typicality test."""
+    det = GenerativeOutlierDetector("gaussian", score="nll", fpr=0.1).fit(_gauss(3000))
+    flags = [det.batch_test(_gauss(20, seed=10 + i))["outlier"] for i in range(40)]
+    assert np.mean(flags) < 0.25  # binomial(40, 0.1): sd 0.047
+    rng = np.random.default_rng(99)
+    tight = rng.multivariate_normal(MEAN, COV / 10, size=20)
+    res = det.batch_test(tight)
+    assert res["outlier"] and res["p_value"] < 0.01 and res["m"] == 20 and res["statistic"] > res["threshold"]
+    assert (det.predict(tight) == 1).all()  # per example, all look like inliers
+    assert det.batch_test(_gauss(20, seed=3))["p_value"] > 0.01
+    with pytest.raises(ValueError, match="n_boot >= 100"):
+        det.batch_test(tight, n_boot=10)
+
+
 def test_detector_sklearn_conventions():
     X = _gauss(600)
     det = GenerativeOutlierDetector("gaussian", score="nll", fpr=0.05).fit(X)
