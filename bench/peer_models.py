@@ -112,16 +112,17 @@ def nsf_zuko(dim: int, n_layers: int, hidden: int, depth: int, bins: int = 8, bo
 
 
 def nsf_nflows(dim: int, n_layers: int, hidden: int, depth: int, bins: int = 8, bound: float = 3.0) -> Built:
-    """nflows: ActNorm + LULinear + PiecewiseRationalQuadraticCouplingTransform (linear tails),
-    genlab's nsf layer for layer."""
+    """nflows: ActNorm + RandomPermutation + LULinear (identity start) +
+    PiecewiseRationalQuadraticCouplingTransform (linear tails): genlab's nsf layer for layer
+    (its LU layer starts as a random permutation)."""
     from nflows.distributions import StandardNormal
     from nflows.flows import Flow
     from nflows.transforms import (ActNorm, CompositeTransform, LULinear,
-                                   PiecewiseRationalQuadraticCouplingTransform)
+                                   PiecewiseRationalQuadraticCouplingTransform, RandomPermutation)
     mask = (torch.arange(dim) >= dim // 2).int()  # nflows: 1 = transformed (genlab: the second half)
     ts: list[nn.Module] = []
     for _ in range(n_layers):
-        ts += [ActNorm(dim), LULinear(dim, identity_init=False),
+        ts += [ActNorm(dim), RandomPermutation(dim), LULinear(dim, identity_init=True),
                PiecewiseRationalQuadraticCouplingTransform(
                    mask, lambda i, o: _IgnoreContext(mlp(i, o, hidden, depth)), num_bins=bins, tails="linear",
                    tail_bound=bound)]

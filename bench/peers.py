@@ -22,6 +22,7 @@ same 20 candidates by validation likelihood; both on genlab's standardized point
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import resource
@@ -38,6 +39,14 @@ from .peer_models import PEERS, adam_loop
 FLOW_CONFIG = {"realnvp": {"n_layers": 12, "hidden": 128, "depth": 2}, "maf": {"n_layers": 5, "hidden": 128, "depth": 2},
                "nsf": {"n_layers": 6, "hidden": 128, "depth": 2}}
 GENLAB_EXTRA = {"realnvp": {"net": "mlp"}}  # digits too: the peers' coupling nets are MLPs on 64 values
+
+
+def build_genlab(model_name: str, spec, seed: int):
+    """genlab's flow for the comparison: unconditional, as the peers are (digits carries labels,
+    and a flow built on a labelled spec feeds a label embedding to every conditioner)."""
+    from genlab.runs import build_model
+    return build_model(model_name, dataclasses.replace(spec, num_classes=None),
+                       FLOW_CONFIG[model_name] | GENLAB_EXTRA.get(model_name, {}), seed)
 # data set -> (n points (None: all), batch size, samples drawn for the sampling time)
 FLOW_DATA = {"moons": (20000, 500, 10000), "digits": (None, 256, 2000)}
 
@@ -60,9 +69,8 @@ def run_flow(model_name: str, lib: str, data: str, steps: int, seed: int) -> dic
     compile_s = None
     if lib.startswith("genlab"):
         from genlab.registry import get_family
-        from genlab.runs import build_model
         from genlab.train import Trainer, train_config
-        model = build_model(model_name, s.train.spec, cfg | GENLAB_EXTRA.get(model_name, {}), seed)
+        model = build_genlab(model_name, s.train.spec, seed)
         tc = train_config(get_family(model_name), seed=seed, device="cpu", batch_size=batch, lr=1e-3,
                           lr_schedule="constant", patience=None, progress=False, epochs=epochs,
                           compile=lib == "genlab+compile")

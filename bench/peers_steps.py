@@ -26,16 +26,15 @@ import torch
 
 from genlab.data.preprocess import Preprocess, default_preprocess
 from genlab.registry import get_family
-from genlab.runs import build_model
 from genlab.train import Trainer, train_config
 
 from .common import data_splits, print_table, write_results
 from .peer_models import PEERS, mlp
-from .peers import FLOW_CONFIG, FLOW_DATA, GENLAB_EXTRA
+from .peers import FLOW_CONFIG, FLOW_DATA, build_genlab
 
 
 def _genlab(model: str, spec, x: torch.Tensor, batch: int, compile: bool) -> Callable[[torch.Tensor], None]:
-    gm = build_model(model, spec, FLOW_CONFIG[model] | GENLAB_EXTRA.get(model, {}), seed=0)
+    gm = build_genlab(model, spec, seed=0)
     tr = Trainer(gm, train_config(get_family(model), seed=0, device="cpu", batch_size=batch, lr=1e-3, compile=compile,
                                   lr_schedule="constant", patience=None, progress=False, epochs=1))
     tr.prepare(x)
@@ -51,11 +50,14 @@ def _floor(model: str, dim: int, n_layers: int, hidden: int, depth: int) -> Call
     params = [p for net in nets for p in net.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3, fused=True)
 
+    grads: dict[int, torch.Tensor] = {}
+
     def step(xb: torch.Tensor) -> None:
         x = xb.flatten(1)[:, :a].detach().requires_grad_(True)
-        loss = sum(net(x).sum() for net in nets)
+        outs = [net(x) for net in nets]
+        g = grads.setdefault(len(x), torch.randn(len(x), b, generator=torch.Generator().manual_seed(0)) / len(x))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(outs, [g] * len(outs))  # a dense output gradient, as a flow's loss gives
         opt.step()
     return step
 

@@ -209,7 +209,9 @@ class VAE(GenerativeModel, Latent, Conditional):
         if not self.reparam:
             codes = codes.detach()
         log_lik = self._log_lik(z, self._decode(codes, labels))  # (k, batch)
-        log_q = self.lat.log_q(params, codes)
+        # log q(c|x) enters only the IWAE weights and the score-function term; the reparameterised
+        # ELBO uses the closed-form KL, so it is not computed there
+        log_q = self.lat.log_q(params, codes) if c.objective == "iwae" or not self.reparam else None
         beta = self.kl_weight()
         if c.objective == "iwae":  # Burda et al. 2016, Eq. 8; beta weights log p(c) - log q(c|x)
             log_r = self.lat.log_prior(codes) - log_q
@@ -218,9 +220,11 @@ class VAE(GenerativeModel, Latent, Conditional):
             logs = {}
         else:
             kl = self.lat.kl(params)
-            objective, bound, signal, log_q = log_lik[0] - beta * kl, log_lik[0] - kl, log_lik[0], log_q[0]
+            objective = log_lik[0] - beta * kl
+            bound = objective if beta == 1 else log_lik[0] - kl
+            signal, log_q = log_lik[0], log_q[0] if log_q is not None else None
             logs = {"kl": float(kl.detach().mean())}
-        extra = z.new_zeros(())
+        extra = None
         if not self.reparam:
             b = self.baseline(signal, z) if self.baseline is not None else 0.0
             objective = objective + reinforce_surrogate(log_q, signal, b)
@@ -229,7 +233,9 @@ class VAE(GenerativeModel, Latent, Conditional):
                 extra = fit - fit.detach()  # trains the learned baseline; adds nothing to the value
                 logs["baseline_mse"] = float(fit.detach())
                 self.baseline.update(signal)
-        loss = -(objective + logdet).mean() + extra
+        loss = -(objective + logdet).mean()
+        if extra is not None:
+            loss = loss + extra
         with torch.no_grad():
             self.steps_done += 1
             logs[f"neg_{c.objective}"] = float(-(bound + logdet).mean())
