@@ -41,7 +41,7 @@ def score(model: RBM, test: torch.Tensor, n_betas: int) -> dict:
         exact, _ = model.log_partition("exact")
         out["test_nll_exact"] = mean_se(free + exact.value).value
     t0 = time.perf_counter()
-    ais, _ = model.log_partition("ais", n_betas=n_betas, n_runs=100, generator=torch.Generator().manual_seed(1))
+    ais, _ = model.log_partition("ais", steps=n_betas, chains=100, generator=torch.Generator().manual_seed(1))
     nll = mean_se(free + ais.value)
     out.update({"test_nll_ais": nll.value, "test_nll_se": nll.stderr, "log_z_ais_se": ais.stderr,
                 "ais_seconds": time.perf_counter() - t0})

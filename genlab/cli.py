@@ -263,6 +263,13 @@ def _print_eval(result: dict) -> None:
     for k, v in result["metrics"].items():
         if isinstance(v, str):
             continue
+        if isinstance(v, int):
+            print(f"  {k}: {v}")
+            continue
+        if k == "log_partition":
+            se = f" ± {v['stderr']:.2g} ({v['n']} chains)" if v["method"] == "ais" else ""
+            print(f"  log Z ({v['method']}): {v['value']:.4g}{se}")
+            continue
         if k == "memorization":
             flag = "  ** MEMORIZES: samples copy the training set **" if v["flagged"] else ""
             print(f"  memorization: distance ratio {v['distance_ratio']['value']:.3f} ± "

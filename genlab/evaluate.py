@@ -27,7 +27,8 @@ from .metrics.classifier import classifier_features, get_classifier
 from .metrics.fid import fid
 from .metrics.memorization import memorization
 from .metrics.samples import density_coverage, mmd, precision_recall
-from .protocol import Conditional, Density, Energy, GenerativeModel, Latent, NotSupported, takes_labels
+from .protocol import (Conditional, Density, Energy, GenerativeModel, Latent, NotSupported, Partition,
+                       takes_labels)
 
 ERRORS = (NotImplementedError, ValueError, RuntimeError)  # NotSupported is a NotImplementedError
 
@@ -45,8 +46,9 @@ class EvalSettings:
     n_ref: int = field(default=5000, metadata={"help": "at most this many training examples as reference"})
     classifier: bool = field(default=True, metadata={"help": "use classifier features when labels exist"})
     ais_steps: int = field(default=0, metadata={
-        "help": "VAEs: annealed importance sampling of log p(x) over codes with this many steps (0: off; "
-                "each step is 6 decoder passes with gradients on 16 chains per example)"})
+        "help": "annealed importance sampling with this many steps (0: off): VAEs, of log p(x) over codes "
+                "(each step 6 decoder passes with gradients on 16 chains per example); energy models "
+                "(rbm beyond exact enumeration, ebm beyond 2 values per example), of log Z"})
     ais_examples: int = field(default=200, metadata={"help": "held-out examples scored by AIS"})
 
 
@@ -173,6 +175,8 @@ def _evaluate(model: GenerativeModel, train: Dataset, test: Dataset, s: EvalSett
     def likelihood() -> None:
         # the unconditional density, comparable across families; log p(x | y) of conditional
         # models is reported beside it, never in its place
+        if model.density is Density.UNNORMALIZED and isinstance(model, Partition):
+            return normalized_energy()
         e = nll(model, test.x)
         rec.metrics["nll_nats"] = e.to_dict()
         rec.metrics["bits_per_dim"] = bits_per_dim(e, model.spec.dim).to_dict()
@@ -180,6 +184,22 @@ def _evaluate(model: GenerativeModel, train: Dataset, test: Dataset, s: EvalSett
         rec.metrics["nll_is"] = "upper bound" if bound else "exact"
         if takes_labels(model) and test.y is not None:
             rec.metrics["nll_given_label_nats"] = nll(model, test.x, condition=test.y).to_dict()
+    def normalized_energy() -> None:  # log p = -E - log Z, with Z enumerated, integrated or AIS-estimated
+        method = model.partition_method()
+        if method == "ais" and s.ais_steps <= 0:
+            raise NotSupported(f"{model.name}: log Z needs annealed importance sampling here; pass --ais-steps N "
+                               "(e.g. 1000)")
+        log_z, how = model.log_partition(steps=s.ais_steps if method == "ais" else None,
+                                         generator=torch.Generator().manual_seed(s.seed))
+        lp, _ = model.log_prob_estimate(test.x, log_z=log_z)
+        if not torch.isfinite(lp).all():  # an ebm puts no mass outside its box: the NLL is then infinite
+            rec.metrics["examples_outside_support"] = int((~torch.isfinite(lp)).sum())
+        e = mean_se(-lp)
+        rec.metrics["nll_nats"] = e.to_dict()
+        rec.metrics["bits_per_dim"] = bits_per_dim(e, model.spec.dim).to_dict()
+        rec.metrics["nll_is"] = {"exact": "exact", "quadrature": "exact up to quadrature error",
+                                 "ais": "estimate (AIS log Z is low in expectation: optimistic)"}[how]
+        rec.metrics["log_partition"] = {**log_z.to_dict(), "method": how}
     rec.run(["nll"], likelihood)  # nll_nats and bits_per_dim
 
     def annealed() -> None:  # a tighter (stochastic lower) bound on log p(x) than the ELBO / IWAE

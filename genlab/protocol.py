@@ -269,6 +269,35 @@ class Energy:
         raise NotImplementedError
 
 
+class Partition(Energy):
+    """Mixin: an `Energy` model whose normalizer ``Z = ∫ exp(-E(x)) dx`` (a sum for discrete
+    states) can be computed or estimated, so that ``log p(x) = -E(x) - log Z`` is available even
+    though ``log_prob`` refuses (their density is ``UNNORMALIZED``: ``Z`` is not free).
+
+    ``log_partition(method="auto", steps=, chains=, generator=)`` returns ``(Estimate, method)``
+    (`genlab.metrics.likelihood.Estimate`: ``value = log Z`` and its standard error) with method
+    ``exact`` (enumeration), ``quadrature`` (a grid over a bounded support, low dimension) or
+    ``ais`` (annealed importance sampling: ``Ẑ`` unbiased, so ``log Ẑ`` is low in expectation
+    and a log-likelihood computed with it is *optimistic*). ``partition_method()`` says which
+    one ``auto`` picks, so callers can skip an expensive estimate.
+    """
+
+    def partition_method(self) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def log_partition(self, method: str = "auto", *, steps: int | None = None, chains: int | None = None,
+                      generator: torch.Generator | None = None) -> tuple[Any, str]:  # pragma: no cover
+        raise NotImplementedError
+
+    def log_prob_estimate(self, x: Tensor, log_z: Any = None, **kw: Any) -> tuple[Tensor, str]:
+        """``-energy(x) - log Z`` per example (float64, nats, data space) and how ``log Z`` was
+        obtained; ``log_z`` reuses an earlier `log_partition` value (one per model, not per batch)."""
+        method = "given"
+        if log_z is None:
+            log_z, method = self.log_partition(**kw)
+        return -self.energy(x).double() - log_z.value, method
+
+
 class Conditional:
     """Mixin: ``condition=`` class labels are honoured by ``sample`` and ``log_prob``.
 

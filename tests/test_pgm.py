@@ -204,12 +204,12 @@ def test_rbm_exact_log_z_and_ais_converges_to_it():
     with pytest.raises(genlab.NotSupported, match="density"):
         m.log_prob(V)
     exact = m.log_z_exact()
-    runs = [m.log_partition("ais", n_betas=k, n_runs=100, generator=torch.Generator().manual_seed(k))[0]
+    runs = [m.log_partition("ais", steps=k, chains=100, generator=torch.Generator().manual_seed(k))[0]
             for k in (5, 50, 500)]
     assert runs[0].stderr > runs[1].stderr > runs[2].stderr, runs  # the weights' spread shrinks
     assert abs(runs[2].value - exact) < max(0.05, 4 * runs[2].stderr), (runs, exact)
     g = small_rbm(gaussian=True)  # Gaussian visible: exact log Z against 1-D quadrature per h-config
-    est, _ = g.log_partition("ais", n_betas=300, n_runs=100, generator=torch.Generator().manual_seed(0))
+    est, _ = g.log_partition("ais", steps=300, chains=100, generator=torch.Generator().manual_seed(0))
     assert abs(est.value - g.log_z_exact()) < max(0.05, 4 * est.stderr)
 
 

@@ -29,6 +29,15 @@ def sm_schedule(n: int, dtype=torch.float64) -> Tensor:
                       torch.linspace(0.9, 1.0, n3 + 1, dtype=dtype)])
 
 
+def sigmoid_schedule(steps: int, delta: float = 4.0, dtype=torch.float64) -> Tensor:
+    """``steps + 1`` inverse temperatures from 0 to 1: ``sigmoid(delta (2t/T - 1))`` rescaled to
+    start at 0 and end at 1 (Grosse et al. 2013; Wu et al. 2017): dense near both ends."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    s = torch.sigmoid(delta * (2 * torch.arange(steps + 1, dtype=dtype) / steps - 1))
+    return (s - s[0]) / (s[-1] - s[0])
+
+
 def _log_pstar(v: Tensor, beta: float, W: Tensor, b: Tensor, c: Tensor, base: Tensor, gaussian: bool) -> Tensor:
     """log p*_beta(v) of the annealing path (up to the constant shared by all beta): (M,)."""
     hidden = softplus(beta * (v @ W + c)).sum(1)

@@ -29,15 +29,8 @@ from torch import Tensor
 from ..models.vae import VAE
 from ..objectives.latents import GaussianLatent
 from ..protocol import GenerativeModel, NotSupported
-
-
-def sigmoid_schedule(steps: int, delta: float = 4.0, dtype=torch.float64) -> Tensor:
-    """``steps + 1`` inverse temperatures from 0 to 1: ``sigmoid(delta (2t/T - 1))`` rescaled to
-    start at 0 and end at 1 (Grosse et al. 2013; Wu et al. 2017): dense near both ends."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    s = torch.sigmoid(delta * (2 * torch.arange(steps + 1, dtype=dtype) / steps - 1))
-    return (s - s[0]) / (s[-1] - s[0])
+from ..samplers.hmc import hmc_step
+from .ais import sigmoid_schedule
 
 
 def check(model: GenerativeModel) -> None:
@@ -103,17 +96,5 @@ def _batch(model: VAE, x: Tensor, cond: Tensor | None, betas: list[float], chain
         with torch.no_grad():
             log_w += (beta - prev) * log_lik(c)
         # one HMC transition leaving p(c) p(x | c)^beta invariant
-        u0, grad = energy_and_grad(c, beta)
-        p0 = randn(c.shape)
-        p = p0 - 0.5 * eps * grad
-        c1 = c
-        for k in range(leapfrog):
-            c1 = c1 + eps * p
-            u1, grad = energy_and_grad(c1, beta)
-            p = p - (eps if k < leapfrog - 1 else 0.5 * eps) * grad
-        log_accept = (u0 + 0.5 * p0.square().sum(-1)) - (u1 + 0.5 * p.square().sum(-1))
-        u = torch.rand(log_accept.shape, generator=g, dtype=z.dtype, device=z.device)
-        accept = torch.nan_to_num(log_accept, nan=-math.inf).exp() > u
-        c = torch.where(accept[..., None], c1, c)
-        eps = eps * torch.exp(0.02 * (accept.to(eps.dtype) - 0.65))[..., None]  # rises above 65% acceptance, falls below
+        c, _, eps = hmc_step(c, lambda v: energy_and_grad(v, beta), eps, leapfrog, g)
     return torch.logsumexp(log_w, 0) - math.log(chains) + logdet

@@ -21,12 +21,17 @@ layer), so the first chains are pure diffusion rather than a random network's de
 chains are clamped to the data's box (per-entry range in model space, widened by ``margin``),
 as Du & Mordatch clamp images to [0, 1]. It is not a likelihood (no early stopping on it).
 
-Density is UNNORMALIZED: `energy` (data space) works, `log_prob` raises `NotSupported`.
+Density is UNNORMALIZED: `energy` (data space) works, `log_prob` raises `NotSupported`. The
+model's distribution lives on the box its chains are clamped to, ``p(z) = exp(-E(z)) 1_B(z) / Z``,
+so ``Z`` is finite; `log_partition` computes it by quadrature (1-2 values per example) or AIS
+from the uniform density on the box (`genlab.metrics.ais_energy`), and `log_prob_estimate`
+gives ``log p(x)`` (``-inf`` outside the box).
 `sample` runs ``sample_steps`` of Langevin from fresh noise (``sample_init="noise"``), or from
 random replay-buffer states (``"buffer"``: long-run chains, closer to what training saw).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -34,7 +39,9 @@ from torch import Tensor, nn
 
 from ..data.spec import DataSpec, Kind
 from ..nn import MLP, ConvEncoder
-from ..protocol import Batch, Density, Energy, GenerativeModel, Loss, NotSupported, Objective
+from ..metrics.ais_energy import box_ais, box_quadrature
+from ..metrics.likelihood import Estimate
+from ..protocol import Batch, Density, GenerativeModel, Loss, NotSupported, Objective, Partition
 from ..registry import register
 from ..samplers.langevin import Langevin
 
@@ -64,7 +71,7 @@ class EBMConfig:
 
 
 @register("ebm")
-class EBM(GenerativeModel, Energy):
+class EBM(GenerativeModel, Partition):
     """Energy-based model ``p(x) ∝ exp(-E(x))`` trained by contrastive divergence; Langevin sampling."""
 
     Config = EBMConfig
@@ -140,6 +147,38 @@ class EBM(GenerativeModel, Energy):
         x = self.check_input(x)
         z, logdet = self.pre(x, torch.Generator(device=x.device).manual_seed(0))
         return self._energy(z) - logdet
+
+    # -- normalizer (the density lives on the box the chains are clamped to) -----------------------
+    def partition_method(self) -> str:
+        return "quadrature" if self.spec.dim <= 2 else "ais"
+
+    def log_partition(self, method: str = "auto", *, steps: int | None = None, chains: int | None = None,
+                      generator: torch.Generator | None = None) -> tuple[Estimate, str]:
+        """``log Z`` of ``exp(-E(z))`` over the box ``[low, high]`` in model space:
+        ``quadrature`` (1-2 values per example; 400 (or ``steps``) nodes per axis) or ``ais``
+        (``steps`` (1000) annealing steps, ``chains`` (256) HMC chains; optimistic, see
+        `genlab.metrics.ais_energy`)."""
+        method = self.partition_method() if method == "auto" else method
+        was = self.training
+        self.eval()
+        try:
+            if method == "quadrature":
+                return Estimate(box_quadrature(self._energy, self.low, self.high, steps or 400), 0.0, 0), method
+            if method == "ais":
+                return box_ais(self._energy, self.low, self.high, steps=steps or 1000, chains=chains or 256,
+                               generator=generator), method
+        finally:
+            self.train(was)
+        raise ValueError(f"ebm: log_partition method must be auto, quadrature or ais, got {method!r}")
+
+    @torch.no_grad()
+    def log_prob_estimate(self, x: Tensor, log_z: Estimate | None = None, **kw) -> tuple[Tensor, str]:
+        """``-energy(x) - log Z`` per example, ``-inf`` where ``x`` falls outside the box (the
+        model puts no mass there): (n,) float64 nats, and how ``log Z`` was obtained."""
+        lp, method = super().log_prob_estimate(x, log_z, **kw)
+        z, _ = self.pre(self.check_input(x), torch.Generator(device=self.low.device).manual_seed(0))
+        inside = ((z >= self.low) & (z <= self.high)).flatten(1).all(1)
+        return torch.where(inside, lp, torch.full_like(lp, -math.inf)), method
 
     # -- training --------------------------------------------------------------------------------
     def _negatives(self, n: int, generator: torch.Generator | None) -> Tensor:

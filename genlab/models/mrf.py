@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
-from ..protocol import Batch, Density, Energy, GenerativeModel, Loss, NotSupported, Objective
+from ..metrics.likelihood import Estimate
+from ..protocol import Batch, Density, GenerativeModel, Loss, NotSupported, Objective, Partition
 from ..registry import register
 from ..samplers.gibbs import site_gibbs
 
@@ -34,7 +35,7 @@ class MRFConfig:
 
 
 @register("mrf")
-class MRF(GenerativeModel, Energy):
+class MRF(GenerativeModel, Partition):
     """Pairwise Ising / Potts Markov random field: pseudo-likelihood, Gibbs sampling.
 
     Parameters ``theta`` (D, K) and ``J_raw`` (D, D, K, K); the couplings used are
@@ -138,13 +139,20 @@ class MRF(GenerativeModel, Energy):
         grids = torch.meshgrid(*[torch.arange(c, device=self.theta.device) for c in cards], indexing="ij")
         return torch.stack([g.reshape(-1) for g in grids], 1)
 
+    def partition_method(self) -> str:
+        return "exact"
+
     @torch.no_grad()
-    def log_partition(self) -> float:
-        """Exact ``log Z = logsumexp_x -E(x)`` by enumeration, in float64."""
+    def log_partition(self, method: str = "auto", *, steps: int | None = None, chains: int | None = None,
+                      generator: torch.Generator | None = None) -> tuple[Estimate, str]:
+        """Exact ``log Z = logsumexp_x -E(x)`` by enumeration, in float64 (the only method)."""
+        if method not in ("auto", "exact"):
+            raise ValueError(f"mrf: log_partition has only the exact method, got {method!r}")
         states = self.all_states()
-        return float(torch.logsumexp(torch.cat([self.neg_energy(s).double() for s in states.split(1 << 15)]), 0))
+        log_z = float(torch.logsumexp(torch.cat([self.neg_energy(s).double() for s in states.split(1 << 15)]), 0))
+        return Estimate(log_z, 0.0, 0), "exact"
 
     @torch.no_grad()
     def log_prob_exact(self, x: Tensor) -> Tensor:
         """Exact ``log p(x) = -E(x) - log Z`` (small models only): (n,)."""
-        return -self.energy(x).double() - self.log_partition()
+        return self.log_prob_estimate(x)[0]

@@ -25,7 +25,7 @@ from ..data.preprocess import Preprocess, default_preprocess
 from ..data.spec import DataSpec, Kind
 from ..metrics.ais import rbm_ais
 from ..metrics.likelihood import Estimate
-from ..protocol import Batch, Density, Energy, GenerativeModel, Latent, Loss, NotSupported, Objective
+from ..protocol import Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective, Partition
 from ..registry import register
 from ..samplers.gibbs import block_gibbs
 
@@ -48,7 +48,7 @@ class RBMConfig:
 
 
 @register("rbm")
-class RBM(GenerativeModel, Energy, Latent):
+class RBM(GenerativeModel, Partition, Latent):
     """Restricted Boltzmann machine (Bernoulli or Gaussian visible), CD-k / PCD, AIS log Z.
 
     Parameters ``W`` (D, H), ``b`` (D,), ``c`` (H,); buffers ``chains`` (fantasy particles,
@@ -200,20 +200,25 @@ class RBM(GenerativeModel, Energy, Latent):
         log_z = float(torch.logsumexp(torch.cat(parts), 0))
         return log_z + (0.5 * self.spec.dim * math.log(2 * math.pi) if self.gaussian else 0.0)
 
+    def partition_method(self) -> str:
+        return "exact" if self.config.hidden <= self.config.exact_max_hidden else "ais"
+
     @torch.no_grad()
-    def log_partition(self, method: str = "auto", n_betas: int | None = None, n_runs: int | None = None,
+    def log_partition(self, method: str = "auto", *, steps: int | None = None, chains: int | None = None,
                       generator: torch.Generator | None = None) -> tuple[Estimate, str]:
-        """``(log Z, method)``: ``exact`` (stderr 0) or ``ais`` (with its standard error)."""
+        """``(log Z, method)``: ``exact`` (stderr 0) or ``ais`` (``steps`` intermediate
+        distributions, default ``ais_betas``; ``chains`` runs, default ``ais_runs``; with its
+        standard error)."""
         if method == "auto":
-            method = "exact" if self.config.hidden <= self.config.exact_max_hidden else "ais"
+            method = self.partition_method()
         if method == "exact":
             return Estimate(self.log_z_exact(), 0.0, 0), "exact"
         if method != "ais":
             raise ValueError(f"log_partition: method must be auto, exact or ais, got {method!r}")
         W, b, c, base = (t.detach().double() for t in (self.W, self.b, self.c, self.base))
         g = generator if generator is not None else torch.Generator(device=W.device).manual_seed(0)
-        est = rbm_ais(W, b, c, base, gaussian=self.gaussian, n_betas=n_betas or self.config.ais_betas,
-                      n_runs=n_runs or self.config.ais_runs, generator=g)
+        est = rbm_ais(W, b, c, base, gaussian=self.gaussian, n_betas=steps or self.config.ais_betas,
+                      n_runs=chains or self.config.ais_runs, generator=g)
         return est, "ais"
 
     def energy(self, x: Tensor) -> Tensor:
@@ -221,12 +226,3 @@ class RBM(GenerativeModel, Energy, Latent):
         x = self.check_input(x)
         z, logdet = self.pre(x, torch.Generator(device=x.device).manual_seed(0))
         return self.free_energy(z.reshape(len(x), -1)) - logdet
-
-    @torch.no_grad()
-    def log_prob_estimate(self, x: Tensor, log_z: Estimate | None = None, **kw) -> tuple[Tensor, str]:
-        """``-energy(x) - log Z`` per example and how log Z was obtained (``exact`` or ``ais``);
-        ``log_z`` reuses an earlier `log_partition` value (pass one per model, not per batch)."""
-        method = "given"
-        if log_z is None:
-            log_z, method = self.log_partition(**kw)
-        return (-self.energy(x).double() - log_z.value), method

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..data.preprocess import Preprocess, Rescale, default_preprocess
 from ..data.spec import DataSpec
 from ..nn import MLP, ConvDecoder, ConvEncoder
-from ..objectives.elbo import (bernoulli_log_lik, discretized_logistic_log_lik, gaussian_log_lik,
+from ..objectives.elbo import (discretized_logistic_log_lik, gaussian_log_lik,
                                kl_weight_schedule, log_mean_exp)
 from ..objectives.latents import make_latent
 from ..objectives.reinforce import make_baseline, reinforce_surrogate
@@ -136,9 +136,10 @@ class VAE(GenerativeModel, Latent, Conditional):
     def _log_lik(self, z: Tensor, out: Tensor) -> Tensor:
         """log p(z | code): z (batch, *event), out (*lead, batch, *event) -> (*lead, batch)."""
         z = z.expand_as(out)
-        if self.likelihood == "bernoulli":
-            t = bernoulli_log_lik(z, out)
-        elif self.likelihood == "gaussian":
+        if self.likelihood == "bernoulli":  # bernoulli_log_lik, negated after the sum: one (batch,) negation
+            nll = nn.functional.binary_cross_entropy_with_logits(out, z, reduction="none")
+            return -nll.flatten(nll.ndim - len(self.spec.event_shape)).sum(-1)
+        if self.likelihood == "gaussian":
             t = gaussian_log_lik(z, out, self.log_scale())
         else:
             t = discretized_logistic_log_lik(z, out, self.log_scale(), self.spec.levels)

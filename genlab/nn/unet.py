@@ -107,8 +107,9 @@ class UNet(nn.Module):
     """A small U-Net ``(x_t, t, y) -> eps``: (batch, C, H, W) -> (batch, C, H, W).
 
     Level ``i`` works at ``channels * 2**min(i, 2)`` channels (one ResBlock, then a stride-2
-    convolution); two ResBlocks in the middle; each up level upsamples (nearest + conv), joins the
-    skip connection and applies one ResBlock. The output convolution starts at zero.
+    convolution); two ResBlocks in the middle; each up level upsamples (nearest + conv, computed as
+    one transposed convolution by `upsample_conv`), joins the skip connection and applies one
+    ResBlock. The output convolution starts at zero.
 
     Args:
         in_ch: image channels C.
@@ -155,20 +156,26 @@ class UNet(nn.Module):
         return self.out(F.silu(self.norm_out(h)))
 
 
-# nearest 2x upsampling then a 3x3 convolution (padding 1), per axis: output 2m reads inputs m-1, m with
-# taps w0, w1 + w2 and output 2m + 1 reads m, m + 1 with taps w0 + w1, w2; as one stride-2 transposed
-# convolution with a 4-tap kernel K = A w A^T (K[0] = w2, K[1] = w1 + w2, K[2] = w0 + w1, K[3] = w0)
+# Nearest 2x upsampling then a 3x3 convolution (padding 1), along each axis: output 2m reads inputs
+# m - 1, m with taps w0, w1 + w2 and output 2m + 1 reads m, m + 1 with taps w0 + w1, w2. That is a
+# stride-2 transposed convolution (padding 1) with the 4-tap kernel K = A w A^T: K[0] = w2,
+# K[1] = w1 + w2, K[2] = w0 + w1, K[3] = w0 (rows of A below).
 _UPSAMPLE_TAPS = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 0.0))
 
 
-def upsample_conv(h: Tensor, conv: nn.Conv2d, size: torch.Size) -> Tensor:
-    """``conv(F.interpolate(h, size, mode="nearest"))`` for a 3x3, padding-1 ``conv``: (batch, C, h, w)
-    -> (batch, C', *size). When ``size`` is twice h's, computed without materializing the upsampled
-    image as a stride-2 transposed convolution (Odena et al. 2016, "Deconvolution and checkerboard
-    artifacts": resize-convolution is a transposed convolution with tied taps), a quarter of the
-    multiply-adds per output pixel; equal up to float rounding (the taps are summed first)."""
-    if tuple(size) != (2 * h.shape[-2], 2 * h.shape[-1]):
-        return conv(F.interpolate(h, size=size, mode="nearest"))
+def upsample_conv(h: Tensor, conv: nn.Conv2d, size: tuple[int, int]) -> Tensor:
+    """``conv(F.interpolate(h, size, mode="nearest"))``: (batch, C, h, w) -> (batch, C', *size).
+
+    When ``size`` is twice h's and ``conv`` is a plain 3x3 convolution with padding 1, this
+    resize-convolution (Odena et al. 2016) is computed as one stride-2 transposed convolution whose
+    4x4 kernel sums the 3x3 taps that read the same input pixel: 4 instead of 9 taps per output
+    pixel, and no upsampled image in memory. The result is the same up to float rounding (taps
+    are summed before multiplying); gradients flow to ``conv``'s weight and bias as before.
+    """
+    plain = (conv.kernel_size == (3, 3) and conv.padding == (1, 1) and conv.stride == (1, 1)
+             and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros")
+    if not plain or tuple(size) != (2 * h.shape[-2], 2 * h.shape[-1]):
+        return conv(F.interpolate(h, size=tuple(size), mode="nearest"))
     a = torch.tensor(_UPSAMPLE_TAPS, dtype=conv.weight.dtype, device=conv.weight.device)
-    k = torch.einsum("ak,oikl,bl->ioab", a, conv.weight, a)  # (C, C', 4, 4), conv_transpose2d's layout
+    k = torch.einsum("ak,oikl,bl->ioab", a, conv.weight, a)  # (C, C', 4, 4): conv_transpose2d's layout
     return F.conv_transpose2d(h, k, conv.bias, stride=2, padding=1)
