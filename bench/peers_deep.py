@@ -26,11 +26,14 @@ with ``TrainConfig(compile=True)``, its rate taken after the first two (compilin
 ``--interleave`` (bench/peers_steps.py's method): every model is built in one process and rounds
 of 3 training steps on the same 3 batches alternate between genlab (``Trainer.train_step``) and
 each peer (its loop's step: loss, backward, Adam); the table gives the median step time over
-``--rounds`` rounds and ``train_ratio`` = peer time / genlab time (> 1: genlab faster). For the
+``--rounds`` rounds and ``train_ratio`` = peer time / genlab time (> 1: genlab faster);
+``cpu_step_ms`` / ``cpu_ratio`` are the same from the thread's CPU time (``time.thread_time``;
+one torch thread), which leaves out the time other jobs on a shared machine hold the core. For the
 vae, "dense floor" times only what any implementation of the two MLPs must do (their forward and
 backward, without the encoder's input gradient, and one fused Adam step), and ``ceiling`` = peer /
 floor is the highest ratio any float32 implementation could reach; "minimal vae" adds the bound's
-own elementwise work (reparameterisation, Bernoulli log-likelihood, KL), written out in a few lines.
+own elementwise work (reparameterisation, Bernoulli log-likelihood, KL), written out in a few lines;
+``genlab_over_this`` = genlab's step time over theirs.
 Written to bench/results/peers_deep_steps.json.
 """
 from __future__ import annotations
@@ -240,7 +243,7 @@ def steppers(model: str, x: torch.Tensor, batch: int, seed: int = 0) -> dict[str
         # the dense work: both MLPs forward and backward (no input gradient at the encoder), fused Adam
         out["dense floor"] = adam_step(floor, lambda xb: dec(enc(xb.flatten(1))[:, :16]).sum(), fused=True)
 
-        def minimal(xb: torch.Tensor) -> torch.Tensor:  # the same bound, written out: floor + the loss's elementwise work
+        def minimal(xb: torch.Tensor) -> torch.Tensor:  # the bound written out: floor + its elementwise work
             mu, logvar = enc(xb.flatten(1)).chunk(2, 1)
             z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=g)
             rec = nn.functional.binary_cross_entropy_with_logits(dec(z), xb.flatten(1), reduction="sum")
@@ -271,20 +274,25 @@ def measure_steps(model: str, rounds: int) -> list[dict]:
         for xb in batches:
             f(xb)
     times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for lib, f in fns.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             for xb in batches:
                 f(xb)
             times[lib].append((time.perf_counter() - t0) / len(batches))
+            cpu[lib].append((time.thread_time() - c0) / len(batches))
     med = {lib: statistics.median(t) for lib, t in times.items()}
+    mcpu = {lib: statistics.median(t) for lib, t in cpu.items()}
     peer = lambda lib: lib.startswith(("pythae", "diffusers"))  # noqa: E731
-    return [{"model": model, "library": lib, "batch": batch, "step_ms": 1e3 * t, "examples_per_s": batch / t,
-             "rounds": rounds, **({"train_ratio": t / med["genlab"]} if peer(lib) else {}),
-             **({"ceiling": t / med["dense floor"]} if peer(lib) and "dense floor" in med else {}),
-             **({"genlab_over_floor": med["genlab"] / t} if lib == "dense floor" else {})}
+    return [{"model": model, "library": lib, "batch": batch, "step_ms": 1e3 * t, "cpu_step_ms": 1e3 * mcpu[lib],
+             "examples_per_s": batch / t, "rounds": rounds,
+             **({"train_ratio": t / med["genlab"], "cpu_ratio": mcpu[lib] / mcpu["genlab"]} if peer(lib) else {}),
+             **({"ceiling": t / med["dense floor"], "cpu_ceiling": mcpu[lib] / mcpu["dense floor"]}
+                if peer(lib) and "dense floor" in med else {}),
+             # genlab's step time over this reference's: 1 would be genlab at the floor
+             **({"genlab_over_this": med["genlab"] / t} if not peer(lib) and lib != "genlab" else {})}
             for lib, t in med.items()]
-
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -300,8 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.interleave:
         torch.set_num_threads(1)
         rows = [r for model in args.models.split(",") for r in measure_steps(model, args.rounds)]
-        print_table(rows, ["model", "library", "batch", "step_ms", "examples_per_s", "train_ratio", "ceiling",
-                           "genlab_over_floor"])
+        print_table(rows, ["model", "library", "batch", "step_ms", "cpu_step_ms", "examples_per_s", "train_ratio",
+                           "cpu_ratio", "ceiling", "cpu_ceiling", "genlab_over_this"])
         write_results("peers_deep_steps", rows, "python -m bench.peers_deep " + " ".join(
             argv if argv is not None else sys.argv[1:]), key=("model", "library"))
         return

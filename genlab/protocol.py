@@ -289,6 +289,7 @@ class Partition(Energy):
                       generator: torch.Generator | None = None) -> tuple[Any, str]:  # pragma: no cover
         raise NotImplementedError
 
+    @torch.no_grad()
     def log_prob_estimate(self, x: Tensor, log_z: Any = None, **kw: Any) -> tuple[Tensor, str]:
         """``-energy(x) - log Z`` per example (float64, nats, data space) and how ``log Z`` was
         obtained; ``log_z`` reuses an earlier `log_partition` value (one per model, not per batch)."""
