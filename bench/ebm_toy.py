@@ -3,7 +3,8 @@
     python -m bench.ebm_toy [--toy moons] [--epochs 30] [--out bench/ebm_moons.png]
 
 Writes the figure and bench/results/ebm_toy.json: training time, mean energy of test points vs
-of points 3 sd away, and the fraction of samples within 0.2 sd of some test point.
+of points 3 sd away, the fraction of samples within 0.2 sd of some test point, and the test NLL
+``E(x) + log Z`` with log Z by quadrature (the reference in 2-D) and by AIS (``--ais-steps``).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=20000)
     p.add_argument("--out", default=None)
     p.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
+    p.add_argument("--ais-steps", type=int, default=1000)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     splits = data_splits(args.toy, n=args.n)
@@ -46,6 +48,16 @@ def main(argv: list[str] | None = None) -> None:
         near = (torch.cdist(samples, test).min(1).values < 0.2 * float(test.std())).float().mean().item()
     print(f"{args.toy}: {seconds:.0f}s, {tr.step} steps; mean energy data {e_data:.3f}, far {e_far:.3f}; "
           f"samples within 0.2 sd of a test point: {near:.3f}")
+    nll: dict[str, float] = {}
+    for method, kw in (("quadrature", {}), ("ais", {"steps": args.ais_steps, "chains": 256})):
+        t1 = time.perf_counter()
+        log_z, _ = model.log_partition(method, generator=torch.Generator().manual_seed(2), **kw)
+        lp, _ = model.log_prob_estimate(test, log_z=log_z)
+        nll |= {f"log_z_{method}": log_z.value, f"log_z_{method}_stderr": log_z.stderr,
+                f"nll_{method}": float(-lp.mean()), f"seconds_{method}": time.perf_counter() - t1}
+        print(f"log Z by {method}: {log_z.value:.4f} ± {log_z.stderr:.4f}; test NLL {float(-lp.mean()):.4f} nats "
+              f"({time.perf_counter() - t1:.1f} s)")
+    nll["test_outside_box"] = int((~torch.isfinite(lp)).sum())
     out = args.out or f"bench/ebm_{args.toy}.png"
     import matplotlib
     matplotlib.use("Agg")
@@ -68,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     print("wrote", out)
     write_results("ebm_toy", [{"family": "ebm", "toy": args.toy, "config": cfg, "train_seconds": seconds,
                                "steps": tr.step, "energy_test": e_data, "energy_far": e_far,
-                               "samples_near_data": near}],
+                               "samples_near_data": near, **nll}],
                   "python -m bench.ebm_toy " + " ".join(argv if argv is not None else sys.argv[1:]), key=("toy",))
 
 
