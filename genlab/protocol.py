@@ -7,6 +7,7 @@ space. Optional capabilities are mixins checked with ``isinstance``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, ClassVar
@@ -234,15 +235,15 @@ def check_input(x: Tensor | np.ndarray, spec: DataSpec, like: Tensor | None = No
                              f"got {tuple(x.shape)}; this model was built for {spec.dim} values per example")
     if len(x) == 0:
         raise ValueError("got an empty batch (0 examples)")
-    bad = ~torch.isfinite(x)
-    if bad.any():
-        rows = bad.reshape(len(x), -1).any(1).nonzero().flatten()
+    lo, hi = (float(v) for v in torch.aminmax(x))  # one pass: NaN and +-Inf show in the extremes
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        rows = (~torch.isfinite(x)).reshape(len(x), -1).any(1).nonzero().flatten()
         raise ValueError(f"data contain NaN or Inf in {len(rows)} example(s), first at row {int(rows[0])}; "
                          "drop or impute them first (genlab impute fills missing values)")
     if spec.is_discrete:
-        if (x != torch.round(x)).any() or x.min() < 0 or x.max() > spec.levels - 1:
+        if lo < 0 or hi > spec.levels - 1 or not torch.equal(x, torch.round(x)):
             raise ValueError(f"{spec.kind.value} data must hold integers 0..{spec.levels - 1}; "
-                             f"got values in [{float(x.min()):g}, {float(x.max()):g}]")
+                             f"got values in [{lo:g}, {hi:g}]")
     return x
 
 
