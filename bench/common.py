@@ -42,6 +42,28 @@ def fit_and_score(family: str, splits: Splits, config: dict | None = None, seed:
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
+def interleaved_steps(fns: dict, batches: list, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds per step of each ``fns[name](batch)``: every function is warmed up on
+    ``batches``, then ``rounds`` rounds run each over all of ``batches`` in turn (genlab, peer A,
+    peer B, ..., genlab, ...), so that a shared machine's changing load falls on all alike.
+    Returns (wall-clock medians, medians of the thread's CPU time, which leaves out the time
+    other jobs held the core)."""
+    import statistics
+    for f in fns.values():  # warm-up (and data-dependent initialisations, compilations)
+        for xb in batches:
+            f(xb)
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, f in fns.items():
+            t0, c0 = time.perf_counter(), time.thread_time()
+            for xb in batches:
+                f(xb)
+            wall[name].append((time.perf_counter() - t0) / len(batches))
+            cpu[name].append((time.thread_time() - c0) / len(batches))
+    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
+
+
 def print_table(rows: list[dict], cols: list[str]) -> None:
     def fmt(v):
         return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -20,7 +20,9 @@ counts are in the table. Quality: the epsilon-prediction MSE on the 180 test ima
 with the same t and noise draws on both sides. Sampling: 16 images with all 1,000 ancestral steps.
 
 Every timed run is a fresh subprocess with one torch thread, interleaved with the others; the
-table gives the median of ``--repeats`` runs (bench/peers.py's method). "genlab+compile" is genlab
+table gives the median of ``--repeats`` runs (bench/peers.py's method). "genlab+bf16" is genlab with
+``TrainConfig(amp="bf16")`` (bf16 autocast, on CPUs with native bf16 matmuls only; evaluation in
+float32), to read beside the float32 rows, not as the same model. "genlab+compile" is genlab
 with ``TrainConfig(compile=True)``, its rate taken after the first two (compiling) steps.
 
 ``--interleave`` (bench/peers_steps.py's method): every model is built in one process and rounds
@@ -40,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from typing import Callable
@@ -55,8 +56,9 @@ from genlab.protocol import Batch
 from genlab.registry import get_family
 from genlab.runs import build_model
 from genlab.train import Trainer, train_config
+from genlab.train.trainer import cpu_has_bf16
 
-from .common import print_table, write_results
+from .common import interleaved_steps, print_table, write_results
 from .peer_models import adam_loop
 from .peers import interleaved, ratios
 
@@ -73,13 +75,17 @@ def _splits(model: str):
     return split(Dataset(d.x, None, DataSpec(d.spec.event_shape, d.spec.kind, d.spec.levels), "digits"), seed=0), 128
 
 
-def _timed_genlab(family: str, cfg: dict, x: torch.Tensor, steps: int, batch: int, seed: int, compile: bool):
+def _timed_genlab(family: str, cfg: dict, x: torch.Tensor, steps: int, batch: int, seed: int, lib: str):
+    """genlab's run for ``lib``: "genlab", "genlab+compile" (rate after the two compiling steps)
+    or "genlab+bf16" (``amp="bf16"``: bf16 autocast on a CPU with native bf16 matmuls)."""
+    compile = lib == "genlab+compile"
     model = build_model(family, DataSpec(x.shape[1:], Kind.BINARY if family == "vae" else Kind.DISCRETE,
                                          2 if family == "vae" else 17), cfg, seed)
     per_epoch = len(x) // batch
     epochs = -(-steps // per_epoch)
     tc = train_config(get_family(family), seed=seed, device="cpu", batch_size=batch, lr=1e-3, ema=None,
-                      lr_schedule="constant", patience=None, progress=False, epochs=epochs, compile=compile)
+                      lr_schedule="constant", patience=None, progress=False, epochs=epochs, compile=compile,
+                      amp="bf16" if lib == "genlab+bf16" else "off")
     marks: list[float] = []
     tr = Trainer(model, tc, callbacks=[lambda t, r: marks.append(time.perf_counter())])
     t0 = time.perf_counter()
@@ -140,7 +146,7 @@ def run_vae(lib: str, steps: int, seed: int) -> dict:
     x, xt = s.train.x, s.test.x
     g = torch.Generator().manual_seed(2)
     if lib.startswith("genlab"):
-        model, done, train_s, compile_s = _timed_genlab("vae", VAE, x, steps, batch, seed, lib == "genlab+compile")
+        model, done, train_s, compile_s = _timed_genlab("vae", VAE, x, steps, batch, seed, lib)
         params = sum(p.numel() for p in model.parameters())
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -174,7 +180,7 @@ def run_ddpm(lib: str, steps: int, seed: int) -> dict:
     t_test = torch.randint(1, 1001, (len(xt),), generator=g)
     eps_test = torch.randn(xt.shape, generator=g)
     if lib.startswith("genlab"):
-        model, done, train_s, compile_s = _timed_genlab("ddpm", DDPM, x, steps, batch, seed, lib == "genlab+compile")
+        model, done, train_s, compile_s = _timed_genlab("ddpm", DDPM, x, steps, batch, seed, lib)
         params = sum(p.numel() for p in model.parameters())
         with torch.no_grad():
             z = model.pre(xt)[0]
@@ -217,11 +223,15 @@ def steppers(model: str, x: torch.Tensor, batch: int, seed: int = 0) -> dict[str
     """One training step per library on a data-space batch ``(batch, 1, H, W)``."""
     fam = get_family(model)
     spec = DataSpec(x.shape[1:], Kind.BINARY if model == "vae" else Kind.DISCRETE, 2 if model == "vae" else 17)
-    gm = build_model(model, spec, VAE if model == "vae" else DDPM, seed)
-    tr = Trainer(gm, train_config(fam, seed=seed, device="cpu", batch_size=batch, lr=1e-3, ema=None,
-                                  lr_schedule="constant", patience=None, progress=False, epochs=1))
-    tr.prepare(x)
-    out: dict[str, Callable[[torch.Tensor], None]] = {"genlab": tr.train_step}
+    out: dict[str, Callable[[torch.Tensor], None]] = {}
+    for name, amp in (("genlab", "off"), ("genlab amp=bf16", "bf16")):
+        if amp == "bf16" and not cpu_has_bf16():
+            continue  # emulated bf16 is slow: only CPUs with native bf16 matmuls get the row
+        gm = build_model(model, spec, VAE if model == "vae" else DDPM, seed)
+        tr = Trainer(gm, train_config(fam, seed=seed, device="cpu", batch_size=batch, lr=1e-3, ema=None, amp=amp,
+                                      lr_schedule="constant", patience=None, progress=False, epochs=1))
+        tr.prepare(x)
+        out[name] = tr.train_step
     g = torch.Generator().manual_seed(seed)
 
     def adam_step(module: nn.Module, loss_of: Callable[[torch.Tensor], torch.Tensor], **kw) -> Callable:
@@ -270,24 +280,12 @@ def measure_steps(model: str, rounds: int) -> list[dict]:
     fns = steppers(model, x, batch)
     g = torch.Generator().manual_seed(1)
     batches = [x[torch.randint(len(x), (batch,), generator=g)] for _ in range(3)]
-    for f in fns.values():  # warm-up
-        for xb in batches:
-            f(xb)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for lib, f in fns.items():
-            t0, c0 = time.perf_counter(), time.thread_time()
-            for xb in batches:
-                f(xb)
-            times[lib].append((time.perf_counter() - t0) / len(batches))
-            cpu[lib].append((time.thread_time() - c0) / len(batches))
-    med = {lib: statistics.median(t) for lib, t in times.items()}
-    mcpu = {lib: statistics.median(t) for lib, t in cpu.items()}
+    med, mcpu = interleaved_steps(fns, batches, rounds)
     peer = lambda lib: lib.startswith(("pythae", "diffusers"))  # noqa: E731
     return [{"model": model, "library": lib, "batch": batch, "step_ms": 1e3 * t, "cpu_step_ms": 1e3 * mcpu[lib],
              "examples_per_s": batch / t, "rounds": rounds,
              **({"train_ratio": t / med["genlab"], "cpu_ratio": mcpu[lib] / mcpu["genlab"]} if peer(lib) else {}),
+             **({"bf16_ratio": t / med["genlab amp=bf16"]} if peer(lib) and "genlab amp=bf16" in med else {}),
              **({"ceiling": t / med["dense floor"], "cpu_ceiling": mcpu[lib] / mcpu["dense floor"]}
                 if peer(lib) and "dense floor" in med else {}),
              # genlab's step time over this reference's: 1 would be genlab at the floor
@@ -301,6 +299,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vae-steps", type=int, default=1000)
     p.add_argument("--ddpm-steps", type=int, default=300)
     p.add_argument("--compile", default="vae", help="models also timed with TrainConfig(compile=True)")
+    p.add_argument("--bf16", default="vae,ddpm", help="models also timed with TrainConfig(amp=\"bf16\") (CPUs with "
+                   "native bf16 matmuls only)")
     p.add_argument("--interleave", action="store_true", help="time single steps, interleaved in one process")
     p.add_argument("--rounds", type=int, default=15, help="--interleave: rounds of 3 steps per library")
     p.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # internal: one timed run, JSON out
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(1)
         rows = [r for model in args.models.split(",") for r in measure_steps(model, args.rounds)]
         print_table(rows, ["model", "library", "batch", "step_ms", "cpu_step_ms", "examples_per_s", "train_ratio",
-                           "cpu_ratio", "ceiling", "cpu_ceiling", "genlab_over_this"])
+                           "cpu_ratio", "bf16_ratio", "ceiling", "cpu_ceiling", "genlab_over_this"])
         write_results("peers_deep_steps", rows, "python -m bench.peers_deep " + " ".join(
             argv if argv is not None else sys.argv[1:]), key=("model", "library"))
         return
@@ -321,7 +321,8 @@ def main(argv: list[str] | None = None) -> None:
     for model in args.models.split(","):
         peers = {"vae": ["pythae"], "ddpm": ["diffusers 32,64", "diffusers 32,32"]}[model]
         steps = args.vae_steps if model == "vae" else args.ddpm_steps
-        libs = ["genlab", *(["genlab+compile"] if model in args.compile.split(",") else []), *peers]
+        libs = ["genlab", *(["genlab+compile"] if model in args.compile.split(",") else []),
+                *(["genlab+bf16"] if model in args.bf16.split(",") and cpu_has_bf16() else []), *peers]
         jobs = {lib: ["bench.peers_deep", "--one", json.dumps([model, lib, steps])] for lib in libs}
         med = interleaved(jobs, args.repeats, model)
         rows += ratios(med, "genlab", ("examples_per_s", "samples_per_s"), {"model": model, "batch": 128})

@@ -17,9 +17,7 @@ the peers' the loop of bench/peers.py (``-log_prob(x).mean()``, backward, Adam).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from typing import Callable
 
 import torch
@@ -28,7 +26,7 @@ from genlab.data.preprocess import Preprocess, default_preprocess
 from genlab.registry import get_family
 from genlab.train import Trainer, train_config
 
-from .common import data_splits, print_table, write_results
+from .common import data_splits, interleaved_steps, print_table, write_results
 from .peer_models import PEERS, mlp
 from .peers import FLOW_CONFIG, FLOW_DATA, build_genlab
 
@@ -96,18 +94,9 @@ def measure(model: str, data: str, rounds: int, compile: bool) -> list[dict]:
     x = data_splits(data, n=n).train.x
     g = torch.Generator().manual_seed(1)
     batches = [x[torch.randint(len(x), (batch,), generator=g)] for _ in range(3)]
-    for f in fns.values():  # warm-up (and the peers' data-dependent initialisations)
-        for xb in batches:
-            f(xb)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for lib, f in fns.items():
-            t0 = time.perf_counter()
-            for xb in batches:
-                f(xb)
-            times[lib].append((time.perf_counter() - t0) / len(batches))
-    med = {lib: statistics.median(t) for lib, t in times.items()}
+    med, mcpu = interleaved_steps(fns, batches, rounds)
     return [{"model": model, "data": data, "library": lib, "batch": batch, "step_ms": 1e3 * t,
+             "cpu_step_ms": 1e3 * mcpu[lib], **({"cpu_ratio": mcpu[lib] / mcpu["genlab"]} if lib in PEERS[model] else {}),
              "examples_per_s": batch / t, "rounds": rounds,
              # throughput of genlab (eager; compiled) over this library's, for the peers
              **({"train_ratio": t / med["genlab"]} if lib in PEERS[model] else {}),
@@ -134,8 +123,8 @@ def main(argv: list[str] | None = None) -> None:
             for r in new:
                 print(f"{model:8s} {data:7s} {r['library']:10s} {r['step_ms']:8.2f} ms  {r.get('train_ratio', '')}",
                       flush=True)
-    print_table(rows, ["model", "data", "library", "batch", "step_ms", "examples_per_s", "train_ratio", "compiled_ratio",
-                       "compile_speedup", "ceiling"])
+    print_table(rows, ["model", "data", "library", "batch", "step_ms", "cpu_step_ms", "examples_per_s", "train_ratio",
+                       "cpu_ratio", "compiled_ratio", "compile_speedup", "ceiling"])
     write_results("peers_steps", rows, "python -m bench.peers_steps " + " ".join(
         argv if argv is not None else sys.argv[1:]), key=("model", "data", "library"))
 

@@ -56,12 +56,12 @@ def test_bf16_amp_on_cpu_follows_float32_where_supported(moons, monkeypatch):
     """With native bf16 (or forced on, as here, whatever the CPU) the matmuls run in bf16: the
     losses differ from float32 in rounding only; without it, a warning and float32."""
     plain, _, _ = losses_of("realnvp", moons)
-    monkeypatch.setattr(trainer_mod, "_cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(trainer_mod, "cpu_has_bf16", lambda: True)
     bf16, _, tr = losses_of("realnvp", moons, amp="bf16")
     assert tr.amp == "bf16" and tr.scaler is None
     assert bf16 != plain
     torch.testing.assert_close(torch.tensor(bf16), torch.tensor(plain), rtol=0.05, atol=0.05)
-    monkeypatch.setattr(trainer_mod, "_cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(trainer_mod, "cpu_has_bf16", lambda: False)
     with pytest.warns(UserWarning, match="bf16 applies only on CUDA and on CPUs with native bf16"):
         again, _, tr = losses_of("realnvp", moons, amp="bf16")
     assert tr.amp == "off" and again == plain

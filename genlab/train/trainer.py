@@ -68,7 +68,7 @@ class TrainConfig:
 Callback = Callable[["Trainer", dict[str, Any]], None]
 
 
-def _cpu_has_bf16() -> bool:
+def cpu_has_bf16() -> bool:
     """Native bf16 matrix multiplies on this CPU (AVX512-BF16 or AMX; otherwise they are emulated)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -138,7 +138,7 @@ class Trainer:
         if self.config.amp not in ("off", "bf16", "fp16"):
             raise ValueError(f"amp must be 'off', 'bf16' or 'fp16', got {self.config.amp!r}")
         self.amp = self.config.amp if self.device.type == "cuda" or (
-            self.config.amp == "bf16" and self.device.type == "cpu" and _cpu_has_bf16()) else "off"
+            self.config.amp == "bf16" and self.device.type == "cpu" and cpu_has_bf16()) else "off"
         if self.config.amp != "off" and self.amp == "off":
             why = ("fp16 applies only on CUDA" if self.config.amp == "fp16" else
                    "bf16 applies only on CUDA and on CPUs with native bf16 matmuls")
