@@ -11,6 +11,7 @@ import torch
 from genlab.data.spec import DataSpec
 from genlab.models.nsf import NSF, NSFConfig
 from genlab.nn.flows import LULinear
+from genlab.train import TrainConfig, Trainer
 
 
 def _lus(model: NSF) -> list[LULinear]:
@@ -52,16 +53,11 @@ def test_permutation_start_fits_axis_aligned_marginals_better_than_a_rotation():
     which first mixes the 8 uniforms into near-Gaussian sums."""
     def fit(lu_init: str) -> float:
         torch.manual_seed(0)
-        g = torch.Generator().manual_seed(0)
-        x = (torch.rand(4096, 8, generator=g) - 0.5) * 2 * math.sqrt(3)
+        x = (torch.rand(4096, 8, generator=torch.Generator().manual_seed(0)) - 0.5) * 2 * math.sqrt(3)
         model = NSF(DataSpec((8,)), NSFConfig(n_layers=2, hidden=32, depth=1, bins=8, lu_init=lu_init))
-        model.setup(x)
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        for _ in range(80):
-            loss = -model.log_prob(x[torch.randint(0, len(x), (256,), generator=g)]).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        cfg = TrainConfig(epochs=5, batch_size=256, lr=3e-3, grad_clip=None, patience=None, progress=False,
+                          device="cpu")  # 80 steps
+        Trainer(model, cfg).fit(x)
         with torch.no_grad():
             return -model.log_prob(x).mean().item()
 
