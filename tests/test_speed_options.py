@@ -1,4 +1,4 @@
-"""Trainer speed options: ``compile`` (torch.compile of the loss), ``amp``, ``flush_denormal``, and
+"""Trainer speed options: ``compile`` (torch.compile of the loss), ``amp``, ``threads``, and
 the public single step (``prepare`` + ``train_step``) the benchmarks drive."""
 from __future__ import annotations
 
@@ -65,25 +65,6 @@ def test_bf16_amp_on_cpu_follows_float32_where_supported(moons, monkeypatch):
     with pytest.warns(UserWarning, match="bf16 applies only on CUDA and on CPUs with native bf16"):
         again, _, tr = losses_of("realnvp", moons, amp="bf16")
     assert tr.amp == "off" and again == plain
-
-
-def _subnormal_reads_as_zero() -> bool:
-    return float(torch.tensor([1e-39]) * 1.0) == 0.0
-
-
-def test_flush_denormal_only_inside_training_steps(moons):
-    """Subnormals are flushed inside each step (x86 FTZ/DAZ) and the flag is cleared afterwards;
-    flush_denormal=False leaves them alone. (Skipped on CPUs without the mode.)"""
-    if not torch.set_flush_denormal(True):
-        pytest.skip("this CPU has no flush-denormal mode")
-    torch.set_flush_denormal(False)
-    seen: list[bool] = []
-    fit_tiny("realnvp", moons, epochs=1, callbacks=[lambda t, r: seen.append(_subnormal_reads_as_zero())])
-    assert seen and all(seen) and not _subnormal_reads_as_zero()
-    seen.clear()
-    fit_tiny("realnvp", moons, epochs=1, flush_denormal=False,
-             callbacks=[lambda t, r: seen.append(_subnormal_reads_as_zero())])
-    assert seen and not any(seen)
 
 
 def test_train_step_is_fits_step(moons):

@@ -60,9 +60,6 @@ class TrainConfig:
     threads: int | None = field(default=None, metadata={
         "help": "torch threads while fit runs (default: torch's, one per core); 1 suits small models on "
                 "few cores, where a second thread costs more in synchronisation than it computes"})
-    flush_denormal: bool = field(default=True, metadata={
-        "help": "on CPU, treat subnormal floats (< 1.2e-38) as zero while training (x86 FTZ/DAZ): "
-                "subnormals from zero-initialised layers made flow steps up to ~20%% slower"})
 
 
 Callback = Callable[["Trainer", dict[str, Any]], None]
@@ -87,20 +84,6 @@ def _threads(n: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def _flush_denormal(on: bool) -> Iterator[None]:
-    """Subnormal floats read and written as zero inside the block (x86 FTZ/DAZ; a no-op where the
-    CPU has no such mode). torch has no getter for the flag, so it is cleared afterwards: genlab never
-    leaves it set outside a training step."""
-    if not on or not torch.set_flush_denormal(True):
-        yield
-        return
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
 
 
 def train_config(family: type[GenerativeModel], **overrides: Any) -> TrainConfig:
@@ -258,10 +241,6 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------
     def _step(self, batch: Batch, last: bool = False) -> dict[str, Any]:
-        with _flush_denormal(self.config.flush_denormal and self.device.type == "cpu"):
-            return self._update(batch, last)
-
-    def _update(self, batch: Batch, last: bool) -> dict[str, Any]:
         self.model.train()
         record: dict[str, Any] = {"step": self.step + 1, "epoch": self.epoch}
         lr_factor = self._lr_factor()
