@@ -105,6 +105,24 @@ def test_couplings_alternate_and_move_every_entry():
     assert (model.couplings[0](x)[0][:, 0] == x[:, 0]).all() and (model.couplings[0](x)[0][:, 1] != x[:, 1]).all()
 
 
+def test_mlp_couplings_on_images_split_a_checkerboard():
+    """With MLP couplings on an image, the first coupling moves one colour of the checkerboard
+    given the other: its Jacobian (in pixel layout) is the identity on the kept colour and has
+    no entry between two moved pixels."""
+    model = make_flow(DataSpec((1, 4, 4)), n_layers=1, hidden=8, net="mlp")
+    black = ((torch.arange(4)[:, None] + torch.arange(4)[None]) % 2 == 0).flatten()
+    z = torch.randn(16, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+
+    def coupling_only(v):  # the permutation, coupling 0, and the permutation undone
+        x = v[None][:, model.order]
+        return model.couplings[0](x)[0][:, model.unorder][0]
+    jac = torch.autograd.functional.jacobian(coupling_only, z)
+    torch.testing.assert_close(jac[black][:, black], torch.eye(8, dtype=torch.float64))
+    assert (jac[black][:, ~black] == 0).all() and (jac[~black][:, black] != 0).any()
+    moved = jac[~black][:, ~black]
+    torch.testing.assert_close(moved, torch.diag(torch.diagonal(moved)))  # elementwise in the moved colour
+
+
 def test_encode_decode_round_trip_in_data_space():
     spec = DataSpec((3,))
     model = make_flow(spec)
