@@ -250,8 +250,10 @@ def steppers(model: str, x: torch.Tensor, batch: int, seed: int = 0) -> dict[str
         torch.manual_seed(seed)
         enc, dec = MLP(784, 32, (256, 256)), MLP(16, 784, (256, 256))
         floor = nn.ModuleList([enc, dec])
-        # the dense work: both MLPs forward and backward (no input gradient at the encoder), fused Adam
-        out["dense floor"] = adam_step(floor, lambda xb: dec(enc(xb.flatten(1))[:, :16]).sum(), fused=True)
+        # the dense work: both MLPs forward and backward (no input gradient at the encoder), fused Adam;
+        # a dense output gradient (a fixed random weighting), as a real loss gives, not sum()'s expanded ones
+        w_out = torch.randn(batch, 784, generator=torch.Generator().manual_seed(seed)) / batch
+        out["dense floor"] = adam_step(floor, lambda xb: (dec(enc(xb.flatten(1))[:, :16]) * w_out).sum(), fused=True)
 
         def minimal(xb: torch.Tensor) -> torch.Tensor:  # the bound written out: floor + its elementwise work
             mu, logvar = enc(xb.flatten(1)).chunk(2, 1)
@@ -291,6 +293,7 @@ def measure_steps(model: str, rounds: int) -> list[dict]:
              # genlab's step time over this reference's: 1 would be genlab at the floor
              **({"genlab_over_this": med["genlab"] / t} if not peer(lib) and lib != "genlab" else {})}
             for lib, t in med.items()]
+
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -184,6 +184,7 @@ def _evaluate(model: GenerativeModel, train: Dataset, test: Dataset, s: EvalSett
         rec.metrics["nll_is"] = "upper bound" if bound else "exact"
         if takes_labels(model) and test.y is not None:
             rec.metrics["nll_given_label_nats"] = nll(model, test.x, condition=test.y).to_dict()
+
     def normalized_energy() -> None:  # log p = -E - log Z, with Z enumerated, integrated or AIS-estimated
         method = model.partition_method()
         if method == "ais" and s.ais_steps <= 0:

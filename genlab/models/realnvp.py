@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..data.spec import DataSpec
 from ..nn import ConvNet
-from ..nn.flows import AffineCoupling, with_context
+from ..nn.flows import AffineCoupling, Permutation, with_context
 from ..protocol import Density
 from ..registry import register
 from ._flow import FlowBase, FlowConfig
@@ -137,33 +137,31 @@ class RealNVP(FlowBase):
         # pixel's neighbours condition it), not the top and bottom of the flattened image; on
         # digits at 256 steps the halves were 2 nats worse than zuko's alternating columns
         # (bench.peers). A fixed permutation on entry, undone on exit (log|det| 0).
-        order = None
+        self.entry: Permutation | None = None
         if not conv and spec.is_image:
             board = _checkerboards(spec.event_shape, 1)[0].flatten()
-            order = torch.argsort(1 - board, stable=True)  # black squares first
-        self.register_buffer("order", order, persistent=False)
-        self.register_buffer("unorder", None if order is None else torch.argsort(order), persistent=False)
+            self.entry = Permutation(torch.argsort(1 - board, stable=True))  # black squares first
 
     def _flow(self, z: Tensor, ctx: Tensor | None) -> tuple[Tensor, Tensor]:
         x = z.reshape(len(z), *self.shape)
-        if self.order is not None:
-            x = x[:, self.order]
+        if self.entry is not None:
+            x, _ = self.entry(x)
         log_det = x.new_zeros(len(x))
         for norm, coupling in zip(self.norms, self.couplings):
             x, ld = norm(x)
             log_det = log_det + ld
             x, ld = coupling(x, ctx)
             log_det = log_det + ld
-        if self.order is not None:
-            x = x[:, self.unorder]
+        if self.entry is not None:
+            x = self.entry.inverse(x)
         return x.reshape(z.shape), log_det
 
     def _flow_inverse(self, u: Tensor, ctx: Tensor | None) -> Tensor:
         x = u.reshape(len(u), *self.shape)
-        if self.order is not None:
-            x = x[:, self.order]
+        if self.entry is not None:
+            x, _ = self.entry(x)
         for norm, coupling in zip(reversed(self.norms), reversed(self.couplings)):
             x = norm.inverse(coupling.inverse(x, ctx))
-        if self.order is not None:
-            x = x[:, self.unorder]
+        if self.entry is not None:
+            x = self.entry.inverse(x)
         return x.reshape(u.shape)

@@ -52,8 +52,8 @@ class TrainConfig:
     max_minutes: float | None = field(default=None, metadata={"help": "stop (with a checkpoint) after this wall-clock time"})
     progress: bool = field(default=True, metadata={"help": "progress bar (shown only on a terminal)"})
     compile: bool = field(default=False, metadata={
-        "help": "torch.compile each gradient objective's loss (forward + backward): ~1.2-1.3x faster flow "
-                "steps on CPU after a first compilation of 1-3 min (seconds once cached); see bench/README.md"})
+        "help": "torch.compile each gradient objective's loss (forward + backward): 1.1-1.3x faster flow "
+                "steps on CPU after a first compilation of 40-170 s (seconds once cached); see bench/README.md"})
     amp: str = field(default="off", metadata={
         "help": "automatic mixed precision: off | bf16 | fp16 (fp16 adds loss scaling; CUDA only). bf16 also "
                 "runs on CPUs with native bf16 matmuls (AVX512-BF16 / AMX), ignored with a warning elsewhere"})
@@ -229,8 +229,9 @@ class Trainer:
 
     def train_step(self, x: Tensor, y: Tensor | None = None) -> dict[str, Any]:
         """One update of every objective on the batch ``x: (batch, *event_shape)`` (data space),
-        exactly as inside `fit` (lr schedule, clipping, AMP, EMA, logging, callbacks), without
-        validation or checkpoints. Call `prepare` (or `fit`) first. Returns the step's record."""
+        as inside `fit` (clipping, AMP, EMA, logging, callbacks), without validation or
+        checkpoints. Call `prepare` (or `fit`) first. A cosine lr decays over ``trainer.total_steps``,
+        which `fit` sets; left at 0, the lr stays constant. Returns the step's record."""
         if not self.prepared:
             raise RuntimeError("train_step needs the model prepared for the data: call trainer.prepare(x_train) "
                                "(or trainer.fit) first")
