@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from bench.common import print_table, write_results
-from genlab.data.bif import bundled_path, read_bif
+from genlab.pgm.bif import bundled_path, read_bif
 from genlab.models.bayesnet import BayesNet
 from genlab.pgm import inference as inf
 from genlab.pgm import learn

@@ -4,7 +4,7 @@ from .protocol import (Batch, Conditional, Density, Energy, GaussianMixtureForm,
                        Imputer, Latent, Loss, NotSupported, Objective)
 from .registry import families, get_family, make, register
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["DataSpec", "Kind", "Batch", "Conditional", "Density", "Energy", "GaussianMixtureForm",
            "GenerativeModel", "Imputer", "Latent", "Loss", "NotSupported", "Objective", "families", "get_family", "make",

@@ -95,7 +95,7 @@ def load_tensors(path: str | Path, sha256: str | None = None) -> dict[str, torch
 def versions() -> dict[str, str]:
     import numpy
 
-    from . import __version__
+    from .version import __version__
     return {"genlab": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "python": sys.version.split()[0], "platform": platform.platform()}
 

@@ -8,6 +8,7 @@ space. Optional capabilities are mixins checked with ``isinstance``.
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, ClassVar
@@ -31,6 +32,21 @@ class Density(str, Enum):
     BOUND = "bound"  # a lower bound on log p(x) (ELBO, variational bound)
     UNNORMALIZED = "unnormalized"  # only -energy(x); log_prob raises NotSupported
     NONE = "none"  # no density (GAN, autoencoder)
+
+
+@dataclass
+class Estimate:
+    """A mean over examples (or an estimate such as log Z) with its standard error and the number of examples used."""
+
+    value: float
+    stderr: float
+    n: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"value": self.value, "stderr": self.stderr, "n": self.n}
+
+    def __str__(self) -> str:
+        return f"{self.value:.4f} ± {self.stderr:.4f} (n={self.n})"
 
 
 @dataclass
@@ -361,3 +377,24 @@ class Imputer:
     def impute(self, x: Tensor, missing: Tensor, method: str = "mode",
                generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+# -- the registry's store: a family declares itself with @register; registry.py finds them ----
+_REGISTRY: dict[str, type] = {}
+
+
+def register(name: str):
+    """Class decorator: add a `GenerativeModel` subclass to the registry under ``name``."""
+
+    def deco(cls: "type[GenerativeModel]") -> "type[GenerativeModel]":
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"family {name!r} is registered twice")
+        if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
+            raise TypeError(f"{cls.__name__}.Config must be a dataclass")
+        if not isinstance(cls.density, Density):
+            raise TypeError(f"{cls.__name__}.density must be a Density")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco

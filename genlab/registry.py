@@ -1,4 +1,8 @@
-"""The family registry: ``@register(name)``, ``make(name, spec, **config)``, ``families()``."""
+"""The family registry: ``families()``, ``get_family(name)``, ``make(name, spec, seed=, **config)``.
+
+Families declare themselves with ``@register(name)`` (defined in `genlab.protocol`, re-exported
+here); this module sits above ``models/`` and imports it to find every family.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,27 +11,7 @@ import typing
 from typing import Any
 
 from .data.spec import DataSpec
-from .protocol import Density, GenerativeModel
-
-_REGISTRY: dict[str, type[GenerativeModel]] = {}
-
-
-def register(name: str):
-    """Class decorator: add a `GenerativeModel` subclass to the registry under ``name``."""
-
-    def deco(cls: type[GenerativeModel]) -> type[GenerativeModel]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"family {name!r} is registered twice")
-        if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
-            raise TypeError(f"{cls.__name__}.Config must be a dataclass")
-        if not isinstance(cls.density, Density):
-            raise TypeError(f"{cls.__name__}.density must be a Density")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
+from .protocol import _REGISTRY, GenerativeModel, register  # noqa: F401  (register re-exported)
 
 def _load_models() -> None:
     from . import models  # noqa: F401  (importing registers every family)

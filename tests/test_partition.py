@@ -9,7 +9,7 @@ import torch
 
 from genlab.data import Dataset
 from genlab.evaluate import EvalSettings, evaluate
-from genlab.metrics.ais_energy import box_ais, box_quadrature
+from genlab.samplers.ais_energy import box_ais, box_quadrature
 from genlab.protocol import Partition
 
 from conftest import fit_tiny

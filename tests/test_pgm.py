@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 import genlab
-from genlab.data.bif import Network, format_bif, parse_bif, read_bif, write_bif
+from genlab.pgm.bif import Network, format_bif, parse_bif, read_bif, write_bif
 from genlab.data.spec import DataSpec, Kind
 from genlab.data.tabular import categorical_dataset, discretize, encode_categorical, network_dataset
 from genlab.models.bayesnet import BayesNet

@@ -112,7 +112,7 @@ def discretize(x: np.ndarray, bins: int = 5, strategy: str = "quantile") -> tupl
 def network_dataset(source: str = "bif:asia", n: int | None = None, seed: int = 0) -> Dataset:
     """``n`` (default 10,000) ancestral samples of a BIF network (``bif:NAME`` or a path)."""
     from ..pgm.inference import ancestral_sample
-    from .bif import read_bif
+    from ..pgm.bif import read_bif
     net = read_bif(source)
     g = torch.Generator().manual_seed(seed)
     x, _ = ancestral_sample(net.parents, net.cpts, 10_000 if n is None else n, g)

@@ -30,7 +30,7 @@ from ..models.vae import VAE
 from ..objectives.latents import GaussianLatent
 from ..protocol import GenerativeModel, NotSupported
 from ..samplers.hmc import hmc_step
-from .ais import sigmoid_schedule
+from ..samplers.ais import sigmoid_schedule
 
 
 def check(model: GenerativeModel) -> None:

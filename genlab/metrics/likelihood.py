@@ -2,27 +2,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ..protocol import Density, GenerativeModel, NotSupported
-
-
-@dataclass
-class Estimate:
-    """A mean over examples with its standard error and the number of examples used."""
-
-    value: float
-    stderr: float
-    n: int
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {"value": self.value, "stderr": self.stderr, "n": self.n}
-
-    def __str__(self) -> str:
-        return f"{self.value:.4f} ± {self.stderr:.4f} (n={self.n})"
+from ..protocol import Estimate, Density, GenerativeModel, NotSupported
 
 
 def mean_se(values: Tensor) -> Estimate:

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from .likelihood import Estimate
+from ..protocol import Estimate
 
 CHUNK = 2048  # rows of a distance matrix computed at once (bounds memory for large n)
 

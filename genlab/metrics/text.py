@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from .likelihood import Estimate
+from ..protocol import Estimate
 
 
 def perplexity(nll_nats_per_token: float) -> float:

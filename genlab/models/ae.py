@@ -21,8 +21,7 @@ from torch import Tensor
 
 from ..data.spec import DataSpec
 from ..nn import MLP, ConvDecoder, ConvEncoder
-from ..protocol import Batch, Density, GenerativeModel, Latent, Loss, Objective
-from ..registry import register
+from ..protocol import register, Batch, Density, GenerativeModel, Latent, Loss, Objective
 
 
 class DeterministicAutoencoder(GenerativeModel, Latent):

@@ -18,13 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.bif import Network, read_bif, write_bif
+from ..pgm.bif import Network, read_bif, write_bif
 from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
 from ..pgm import inference as inf
 from ..pgm import learn
-from ..protocol import Batch, Density, GenerativeModel, Imputer, Loss, NotSupported, Objective
-from ..registry import register
+from ..protocol import register, Batch, Density, GenerativeModel, Imputer, Loss, NotSupported, Objective
 
 
 @dataclass

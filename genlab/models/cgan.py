@@ -20,8 +20,7 @@ from torch.nn import functional as F
 
 from ..data.spec import DataSpec
 from ..nn import MLP, ConvDecoder, ConvEncoder
-from ..protocol import Batch, Conditional, NotSupported
-from ..registry import register
+from ..protocol import register, Batch, Conditional, NotSupported
 from .gan import GANBase, GANConfig, eval_mode
 
 

@@ -33,8 +33,7 @@ from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec
 from ..nn.translation import PatchCritic, UNet
 from ..objectives.gan import critic_loss, generator_loss
-from ..protocol import Batch, Density, GenerativeModel, Loss, Objective
-from ..registry import register
+from ..protocol import register, Batch, Density, GenerativeModel, Loss, Objective
 from ._translation import Translator, check_image_spec, image_preprocess, pick
 from .gan import (AdversarialConfig, apply_regularizers, check_adversarial, critic_penalties, eval_mode,
                   frozen, generator_penalties)

@@ -19,8 +19,7 @@ from ..data.preprocess import Preprocess, Rescale, default_preprocess
 from ..data.spec import DataSpec, Kind
 from ..nn.unet import TimeMLP, UNet
 from ..objectives.diffusion import simple_loss, variational_bound
-from ..protocol import Batch, Conditional, Density, Diffusion, GenerativeModel, Latent, Loss, NotSupported, Objective
-from ..registry import register
+from ..protocol import register, Batch, Conditional, Density, Diffusion, GenerativeModel, Latent, Loss, NotSupported, Objective
 from ..samplers.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, make_sampler
 
 

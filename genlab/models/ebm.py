@@ -24,7 +24,7 @@ as Du & Mordatch clamp images to [0, 1]. It is not a likelihood (no early stoppi
 Density is UNNORMALIZED: `energy` (data space) works, `log_prob` raises `NotSupported`. The
 model's distribution lives on the box its chains are clamped to, ``p(z) = exp(-E(z)) 1_B(z) / Z``,
 so ``Z`` is finite; `log_partition` computes it by quadrature (1-2 values per example) or AIS
-from the uniform density on the box (`genlab.metrics.ais_energy`), and `log_prob_estimate`
+from the uniform density on the box (`genlab.samplers.ais_energy`), and `log_prob_estimate`
 gives ``log p(x)`` (``-inf`` outside the box).
 `sample` runs ``sample_steps`` of Langevin from fresh noise (``sample_init="noise"``), or from
 random replay-buffer states (``"buffer"``: long-run chains, closer to what training saw).
@@ -39,10 +39,9 @@ from torch import Tensor, nn
 
 from ..data.spec import DataSpec, Kind
 from ..nn import MLP, ConvEncoder
-from ..metrics.ais_energy import box_ais, box_quadrature
-from ..metrics.likelihood import Estimate
-from ..protocol import Batch, Density, GenerativeModel, Loss, NotSupported, Objective, Partition
-from ..registry import register
+from ..samplers.ais_energy import box_ais, box_quadrature
+from ..protocol import Estimate
+from ..protocol import register, Batch, Density, GenerativeModel, Loss, NotSupported, Objective, Partition
 from ..samplers.langevin import Langevin
 
 _BOX = 3.0  # the chains' box before `setup` sees data: [-3, 3]^D of standardised space
@@ -157,7 +156,7 @@ class EBM(GenerativeModel, Partition):
         """``log Z`` of ``exp(-E(z))`` over the box ``[low, high]`` in model space:
         ``quadrature`` (1-2 values per example; 400 (or ``steps``) nodes per axis) or ``ais``
         (``steps`` (1000) annealing steps, ``chains`` (256) HMC chains; optimistic, see
-        `genlab.metrics.ais_energy`)."""
+        `genlab.samplers.ais_energy`)."""
         method = self.partition_method() if method == "auto" else method
         was = self.training
         self.eval()

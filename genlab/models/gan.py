@@ -25,8 +25,7 @@ from ..data.spec import DataSpec, Kind
 from ..nn import MLP, ConvDecoder, ConvEncoder
 from ..objectives.gan import (check_loss, clip_weights, critic_loss, generator_loss, gradient_penalty,
                               orthogonal_penalty, r1_penalty, spectral_normalize)
-from ..protocol import Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
-from ..registry import register
+from ..protocol import register, Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
 
 
 @dataclass

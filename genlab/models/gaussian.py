@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..protocol import Batch, Density, GaussianMixtureForm, GenerativeModel, Loss, Objective
-from ..registry import register
+from ..protocol import register, Batch, Density, GaussianMixtureForm, GenerativeModel, Loss, Objective
 
 
 @dataclass

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..data.spec import DataSpec
 from ..nn.flows import ActNorm, AffineCoupling, LULinear, Permutation, with_context
-from ..registry import register
+from ..protocol import register
 from ._flow import FlowBase, FlowConfig
 
 

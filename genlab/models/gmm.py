@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..protocol import Batch, Density, GaussianMixtureForm, GenerativeModel, Loss, Objective
-from ..registry import register
+from ..protocol import register, Batch, Density, GaussianMixtureForm, GenerativeModel, Loss, Objective
 from .gaussian import psd_cholesky
 
 _CHUNK = 1 << 23  # elements of the (rows, K, D) temporaries: keeps memory near 64 MB in float64

@@ -28,8 +28,7 @@ from torch import Tensor, nn
 
 from ..data.spec import DataSpec, Kind
 from ..nn.spectral import InvertibleResBlock
-from ..protocol import Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
-from ..registry import register
+from ..protocol import register, Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
 from .realnvp import ElementwiseAffine
 
 EXACT_MAX_DIM = 4  # full Jacobians up to this dimension (D backward passes per block)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..registry import register
+from ..protocol import register
 from .vae import VAE, VAEConfig
 
 

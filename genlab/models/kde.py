@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..protocol import Batch, Density, GenerativeModel, Loss, Objective
-from ..registry import register
+from ..protocol import register, Batch, Density, GenerativeModel, Loss, Objective
 
 _CHUNK = 1 << 22  # elements of one (queries, points) block: a few such blocks stay < 200 MB
 

@@ -25,8 +25,7 @@ from torch import Tensor
 from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
 from ..nn.masked import MADE as MaskedMLP
-from ..protocol import Autoregressive, Batch, Density, GenerativeModel, Loss, Objective
-from ..registry import register
+from ..protocol import register, Autoregressive, Batch, Density, GenerativeModel, Loss, Objective
 from ._autoregressive import check_temperature, input_features, make_head, make_preprocess
 
 

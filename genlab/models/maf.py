@@ -15,7 +15,7 @@ from torch import nn
 
 from ..data.spec import DataSpec
 from ..nn.flows import ActNorm, MaskedAffineAutoregressive
-from ..registry import register
+from ..protocol import register
 from ._flow import FlowBase, FlowConfig
 
 

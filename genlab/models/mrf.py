@@ -20,9 +20,8 @@ from torch import Tensor, nn
 
 from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
-from ..metrics.likelihood import Estimate
-from ..protocol import Batch, Density, GenerativeModel, Loss, NotSupported, Objective, Partition
-from ..registry import register
+from ..protocol import Estimate
+from ..protocol import register, Batch, Density, GenerativeModel, Loss, NotSupported, Objective, Partition
 from ..samplers.gibbs import site_gibbs
 
 

@@ -26,7 +26,7 @@ from torch import nn
 from ..data.spec import DataSpec
 from ..nn.flows import ActNorm, LULinear
 from ..nn.splines import SplineAutoregressive, SplineCoupling
-from ..registry import register
+from ..protocol import register
 from ._flow import FlowBase, FlowConfig
 
 

@@ -21,8 +21,7 @@ from torch import Tensor, nn
 from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
 from ..nn.pixelcnn import GatedPixelCNN
-from ..protocol import Autoregressive, Density, GenerativeModel, NotSupported, Objective
-from ..registry import register
+from ..protocol import register, Autoregressive, Density, GenerativeModel, NotSupported, Objective
 from ._autoregressive import check_temperature, input_features, make_head, make_preprocess
 
 

@@ -23,10 +23,9 @@ from torch.nn.functional import softplus
 
 from ..data.preprocess import Preprocess, default_preprocess
 from ..data.spec import DataSpec, Kind
-from ..metrics.ais import rbm_ais
-from ..metrics.likelihood import Estimate
-from ..protocol import Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective, Partition
-from ..registry import register
+from ..samplers.ais import rbm_ais
+from ..protocol import Estimate
+from ..protocol import register, Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective, Partition
 from ..samplers.gibbs import block_gibbs
 
 

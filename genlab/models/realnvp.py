@@ -22,8 +22,7 @@ from torch import Tensor, nn
 from ..data.spec import DataSpec
 from ..nn import ConvNet
 from ..nn.flows import AffineCoupling, Permutation, with_context
-from ..protocol import Density
-from ..registry import register
+from ..protocol import register, Density
 from ._flow import FlowBase, FlowConfig
 
 

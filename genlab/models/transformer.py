@@ -19,8 +19,7 @@ from torch import Tensor, nn
 
 from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
-from ..protocol import Autoregressive, Density, GenerativeModel, Objective
-from ..registry import register
+from ..protocol import register, Autoregressive, Density, GenerativeModel, Objective
 from ._autoregressive import check_temperature, make_head, make_preprocess
 
 

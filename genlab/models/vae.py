@@ -27,9 +27,8 @@ from ..objectives.elbo import (discretized_logistic_log_lik, gaussian_log_lik,
                                kl_weight_schedule, log_mean_exp)
 from ..objectives.latents import make_latent
 from ..objectives.reinforce import make_baseline, reinforce_surrogate
-from ..protocol import (Batch, Conditional, Density, GenerativeModel, Latent, Loss, NotSupported,
+from ..protocol import (Batch, register, Conditional, Density, GenerativeModel, Latent, Loss, NotSupported,
                         Objective)
-from ..registry import register
 from .vae_config import LOG_SCALE_MIN, VAEConfig, _check, resolve_likelihood
 
 __all__ = ["LOG_SCALE_MIN", "VAE", "VAEConfig", "resolve_likelihood"]

@@ -17,8 +17,7 @@ from torch import Tensor
 
 from ..data.spec import DataSpec
 from ..objectives.mmd import WAE_SCALES, imq_kernel, mmd2_unbiased
-from ..protocol import Batch, Loss, Objective
-from ..registry import register
+from ..protocol import register, Batch, Loss, Objective
 from .ae import DeterministicAutoencoder
 
 

@@ -1,7 +1,7 @@
 """Exact inference and sampling in discrete Bayesian networks (numpy, float64).
 
 A network is given by ``parents`` (list of parent-index lists) and ``cpts`` (``cpts[i]`` of shape
-``(*cards of parents, card_i)``), as in `genlab.data.bif.Network`. A factor is a pair
+``(*cards of parents, card_i)``), as in `genlab.pgm.bif.Network`. A factor is a pair
 ``(scope, table)``: a tuple of variable indices and an array with one axis per variable.
 
 * `query`: P(Q | e) by variable elimination (Zhang & Poole 1994) after removing barren nodes
@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..data.bif import topological_order
+from .bif import topological_order
 
 Factor = tuple[tuple[int, ...], np.ndarray]
 

@@ -1,7 +1,7 @@
 """Discrete Bayesian networks in the Bayesian Interchange Format (BIF 0.15), read as plain text.
 
 ``read_bif(source)`` accepts a path (``.bif`` or ``.bif.gz``), BIF text, or ``bif:NAME`` for a
-bundled network: ``asia``, ``sachs`` and ``alarm`` ship with genlab (``genlab/data/networks/``,
+bundled network: ``asia``, ``sachs`` and ``alarm`` ship with genlab (``genlab/pgm/networks/``,
 copied from the MIT-licensed pgmpy 1.1.0 wheel); any other name is looked up among the
 ``.bif.gz`` files of an installed pgmpy 1.1.0 (``pgmpy/utils/example_models/``) without importing
 pgmpy. Probabilities are kept exactly as written (rows that sum to 0.9999999 are not rescaled), so

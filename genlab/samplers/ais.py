@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
-from .likelihood import Estimate
+from ..protocol import Estimate
 
 
 def sm_schedule(n: int, dtype=torch.float64) -> Tensor:

@@ -20,9 +20,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..samplers.hmc import hmc_step
+from .hmc import hmc_step
 from .ais import sigmoid_schedule
-from .likelihood import Estimate
+from ..protocol import Estimate
 
 EnergyFn = Callable[[Tensor], Tensor]
 
