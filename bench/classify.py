@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from genlab.data import load_dataset
-from genlab.tasks import GenerativeClassifier
+from genlab.estimators import GenerativeClassifier
 
 from .common import print_table, write_results
 

@@ -29,7 +29,7 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, SimpleImputer
 from sklearn.model_selection import train_test_split
 
-from genlab.estimator import Estimator
+from genlab.estimators import Estimator
 from genlab.tasks.impute import impute, method_for
 
 from .common import print_table, write_results

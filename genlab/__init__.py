@@ -8,19 +8,17 @@ from .version import __version__
 
 __all__ = ["DataSpec", "Kind", "Batch", "Conditional", "Density", "Energy", "GaussianMixtureForm",
            "GenerativeModel", "Imputer", "Latent", "Loss", "NotSupported", "Objective", "families", "get_family", "make",
-           "register", "load", "save", "Estimator", "GenerativeClassifier", "Trainer", "load_dataset"]
+           "register", "load", "save", "Estimator", "GenerativeClassifier", "GenerativeImputer",
+           "GenerativeOutlierDetector", "Trainer", "load_dataset"]
 
 
 def __getattr__(name):  # lazy: keep `import genlab` light and free of import cycles
     if name in ("load", "save"):
         from . import io
         return getattr(io, name)
-    if name == "Estimator":
-        from .estimator import Estimator
-        return Estimator
-    if name == "GenerativeClassifier":
-        from .tasks import GenerativeClassifier
-        return GenerativeClassifier
+    if name in ("Estimator", "GenerativeClassifier", "GenerativeImputer", "GenerativeOutlierDetector"):
+        from . import estimators
+        return getattr(estimators, name)
     if name == "Trainer":
         from .train import Trainer
         return Trainer

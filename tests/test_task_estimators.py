@@ -1,4 +1,4 @@
-"""scikit-learn estimators of the tasks (genlab/tasks/estimators.py): outlier detection, imputation."""
+"""scikit-learn estimators of the tasks (genlab/estimators/tasks.py): outlier detection, imputation."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from genlab.tasks import GenerativeImputer, GenerativeOutlierDetector
+from genlab.estimators import GenerativeImputer, GenerativeOutlierDetector
 from genlab.tasks import outliers as O
 
 COV = np.array([[1.0, 0.8, 0.3], [0.8, 1.0, 0.5], [0.3, 0.5, 1.0]])

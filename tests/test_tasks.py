@@ -10,7 +10,7 @@ from sklearn.base import clone
 
 import genlab
 from genlab.protocol import NotSupported
-from genlab.tasks import GenerativeClassifier
+from genlab.estimators import GenerativeClassifier
 
 
 def _blobs(n=120, seed=0):

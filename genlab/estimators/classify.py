@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 
-from ..estimator import Estimator, _as_array, infer_spec
+from .base import Estimator, as_array, infer_spec
 from ..protocol import Conditional, Density, NotSupported
 from ..registry import get_family
 from ._params import PassThroughParams
@@ -33,7 +33,7 @@ class GenerativeClassifier(ClassifierMixin, PassThroughParams):
             `Conditional`, else one model per class; ``True`` / ``False`` force either way.
         priors: ``"empirical"`` (class frequencies of ``y``), ``"uniform"``, or an array of
             ``n_classes`` probabilities.
-        data_kind, levels: how ``X`` is read (see `genlab.estimator.infer_spec`); decided once
+        data_kind, levels: how ``X`` is read (see `genlab.estimators.infer_spec`); decided once
             on the whole ``X`` so that every class model sees the same data space.
         **params: trainer settings and the family's hyperparameters, passed to each `Estimator`.
     """
@@ -78,7 +78,7 @@ class GenerativeClassifier(ClassifierMixin, PassThroughParams):
 
     def fit(self, X, y) -> "GenerativeClassifier":
         """Fit on ``X: (n_samples, *event_shape)`` and labels ``y: (n_samples,)``."""
-        X = _as_array(X)
+        X = as_array(X)
         if y is None:
             raise ValueError("GenerativeClassifier.fit needs labels y")
         y = np.asarray(y)
@@ -111,7 +111,7 @@ class GenerativeClassifier(ClassifierMixin, PassThroughParams):
     def class_log_likelihood(self, X) -> np.ndarray:
         """``log p(x | y=c)`` in nats (a lower bound for BOUND families): (n_samples, n_classes)."""
         self._check_fitted()
-        X = _as_array(X)
+        X = as_array(X)
         if self.conditional_:
             m = self.models_[0]
             return np.stack([m.score_samples(X, np.full(len(X), k)) for k in range(len(self.classes_))], 1)

@@ -23,8 +23,8 @@ import torch
 from sklearn.base import OutlierMixin, TransformerMixin
 
 from ..data.spec import Kind
-from ..estimator import Estimator, _as_array, infer_spec
-from . import outliers as O
+from .base import Estimator, as_array, infer_spec
+from ..tasks import outliers as O
 from ._params import PassThroughParams
 
 SCORES = ("nll", "typicality", "ratio", "complexity")
@@ -63,7 +63,7 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
         compressor: ``zlib`` | ``lzma`` | ``png`` (images) | ``webp`` (images, lossless).
         rate, bg_weight_decay: the background model of ``score="ratio"``.
         seed: the held-out split and the background's perturbation.
-        data_kind, levels: how ``X`` is read (`genlab.estimator.infer_spec`), decided on all of ``X``.
+        data_kind, levels: how ``X`` is read (`genlab.estimators.infer_spec`), decided on all of ``X``.
         **config: trainer settings and the family's hyperparameters (see `genlab.Estimator`).
 
     Fitted attributes: ``model_`` (the `genlab.Estimator`), ``background_`` (``ratio`` only),
@@ -93,7 +93,7 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
             raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
         if not 0 < self.fpr < 1 or not 0 < self.holdout < 1:
             raise ValueError(f"fpr and holdout must lie in (0, 1), got fpr={self.fpr}, holdout={self.holdout}")
-        X = _as_array(X)
+        X = as_array(X)
         if np.isnan(X).any():
             raise ValueError("X contains NaN; impute first (e.g. GenerativeImputer in a Pipeline)")
         n_held = int(round(self.holdout * len(X)))
@@ -140,7 +140,7 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
 
     def score_samples(self, X) -> np.ndarray:
         """Normality of each example (the opposite of the anomaly score; higher = more normal): (n,)."""
-        X = self._check_width(_as_array(X))
+        X = self._check_width(as_array(X))
         return -self._anomaly(X, self._nll(X)).numpy()
 
     def batch_test(self, X, n_boot: int = 2000) -> dict[str, Any]:
@@ -153,7 +153,7 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
         (share of null batches at least as atypical; 1/(n_boot+1) at the least), ``outlier`` (bool),
         ``m``. With m = 1 this is ``score="typicality"`` on one example, and far weaker than m = 5+.
         """
-        X = self._check_width(_as_array(X))
+        X = self._check_width(as_array(X))
         if len(X) < 1 or n_boot < 100:
             raise ValueError(f"batch_test needs at least one example and n_boot >= 100, got {len(X)}, {n_boot}")
         nll_h = self._nll_heldout_
@@ -193,7 +193,7 @@ class GenerativeImputer(TransformerMixin, _Params):
         sweeps: MCMC / Gibbs passes (approximate methods only); None: `impute`'s default
             (200 for a VAE's Metropolis-within-Gibbs, 20 otherwise).
         random_state: seed of the draws (each call to ``transform`` starts from it).
-        data_kind, levels: how ``X`` is read (`genlab.estimator.infer_spec`).
+        data_kind, levels: how ``X`` is read (`genlab.estimators.infer_spec`).
         **config: trainer settings and the family's hyperparameters (see `genlab.Estimator`).
     """
 
@@ -212,7 +212,7 @@ class GenerativeImputer(TransformerMixin, _Params):
 
     def fit(self, X, y=None) -> "GenerativeImputer":
         """Train on the rows of ``X: (n_samples, *shape)`` with no NaN."""
-        X = _as_array(X).astype(np.float64)
+        X = as_array(X).astype(np.float64)
         if X.ndim < 2:
             raise ValueError(f"X must have shape (n_samples, n_features), got {X.shape}")
         complete = ~np.isnan(X.reshape(len(X), -1)).any(1)
@@ -224,7 +224,7 @@ class GenerativeImputer(TransformerMixin, _Params):
         spec = infer_spec(Xc, self.data_kind, self.levels)
         self.model_ = Estimator(self.family, **{**self._config(), "data_kind": spec.kind.value,
                                                 "levels": spec.levels}).fit(Xc)
-        from .impute import method_for
+        from ..tasks.impute import method_for
         self.method_ = method_for(self.model_.model_)
         self.input_shape_ = X.shape[1:]
         self.n_features_in_ = int(np.prod(self.input_shape_))
@@ -233,9 +233,9 @@ class GenerativeImputer(TransformerMixin, _Params):
 
     def sample_draws(self, X, n_draws: int | None = None) -> np.ndarray:
         """``n_draws`` completions of ``X``: (n_draws, n_samples, *shape); observed entries copied."""
-        from .impute import impute
+        from ..tasks.impute import impute
 
-        X = self._check_width(_as_array(X).astype(np.float64))
+        X = self._check_width(as_array(X).astype(np.float64))
         k = self.n_draws if n_draws is None else n_draws
         if k < 1:
             raise ValueError(f"n_draws must be >= 1, got {k}")
@@ -252,7 +252,7 @@ class GenerativeImputer(TransformerMixin, _Params):
         """``X`` with each NaN replaced by the ``statistic`` of its draws: (n_samples, *shape)."""
         if self.statistic not in self.STATISTICS:
             raise ValueError(f"statistic must be one of {self.STATISTICS}, got {self.statistic!r}")
-        X = _as_array(X).astype(np.float64)
+        X = as_array(X).astype(np.float64)
         draws = self.sample_draws(X)
         stat = self.statistic
         if stat == "auto":

@@ -6,7 +6,7 @@ from typing import Any
 
 from sklearn.base import BaseEstimator
 
-from ..estimator import Estimator
+from .base import Estimator
 
 
 class PassThroughParams(BaseEstimator):

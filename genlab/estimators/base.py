@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .data.spec import DataSpec, Kind
-from .protocol import Latent, NotSupported
-from .registry import get_family, make_config
-from .train import TrainConfig, Trainer, train_config
+from ..data.spec import DataSpec, Kind
+from ..protocol import Latent, NotSupported
+from ..registry import get_family, make_config
+from ..train import TrainConfig, Trainer, train_config
 
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("progress", "device"))
 _OWN_KEYS = ("family", "data_kind", "levels", "val_fraction", "verbose", "device")
@@ -103,7 +103,7 @@ class Estimator(TransformerMixin, BaseEstimator):
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, X, y=None) -> "Estimator":
         """Fit on ``X: (n_samples, *event_shape)``; ``y`` are class labels for conditional families."""
-        X = _as_array(X)
+        X = as_array(X)
         self.input_shape_ = X.shape[1:]
         num_classes = int(np.max(y)) + 1 if y is not None else None
         self.spec_ = infer_spec(X, self.data_kind, self.levels, num_classes)
@@ -136,9 +136,9 @@ class Estimator(TransformerMixin, BaseEstimator):
     def score_samples(self, X, y=None) -> np.ndarray:
         """Per-example log-likelihood (or its lower bound) in nats: (n_samples,)."""
         self._check_fitted()
-        from .metrics import log_likelihoods
+        from ..metrics import log_likelihoods
 
-        x = self.model_.check_input(_as_array(X))
+        x = self.model_.check_input(as_array(X))
         cond = torch.as_tensor(np.asarray(y), dtype=torch.long) if y is not None else None
         return log_likelihoods(self.model_, x, condition=cond).numpy()
 
@@ -172,7 +172,7 @@ class Estimator(TransformerMixin, BaseEstimator):
         if not isinstance(self.model_, Latent):
             raise NotSupported(f"{self.family} has no latent space; transform needs a Latent family "
                                "(ae, vae, iwae, wae, a flow, iresnet, ddpm, rbm)")
-        x = self.model_.check_input(_as_array(X))
+        x = self.model_.check_input(as_array(X))
         with torch.no_grad():
             codes = [self.model_.encode(x[i:i + _ENCODE_BATCH]) for i in range(0, len(x), _ENCODE_BATCH)]
         return torch.cat(codes).reshape(len(x), -1).cpu().numpy()
@@ -187,7 +187,8 @@ class Estimator(TransformerMixin, BaseEstimator):
             return self.model_.decode(z).cpu().numpy().reshape(len(z), *self.input_shape_)
 
 
-def _as_array(X) -> np.ndarray:
+def as_array(X) -> np.ndarray:
+    """X (numpy array, torch tensor, pandas frame or nested list) as a numpy array."""
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
     if hasattr(X, "to_numpy"):  # pandas
