@@ -18,9 +18,8 @@ import torch
 
 from genlab.metrics.ais_latent import ais_log_prob
 from genlab.objectives.elbo import iwae_bound
-from genlab.registry import get_family
-from genlab.runs import build_model
-from genlab.train import Trainer, train_config
+from genlab import make
+from genlab.train import TrainConfig, Trainer
 
 from .common import data_splits, machine, print_table, write_results
 
@@ -34,8 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     s = data_splits(a.data)
-    model = build_model("vae", s.train.spec, {}, 0)
-    Trainer(model, train_config(get_family("vae"), seed=0, device="cpu", epochs=a.epochs, progress=False)).fit(
+    model = make("vae", s.train.spec, seed=0)
+    Trainer(model, TrainConfig(seed=0, device="cpu", epochs=a.epochs, progress=False)).fit(
         s.train.x, None, s.val.x, None)
     model.eval()
     x = s.test.x[:a.examples]

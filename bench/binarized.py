@@ -23,8 +23,8 @@ from genlab.data.datasets import Dataset
 from genlab.metrics import mean_se, nll
 from genlab.registry import get_family
 from genlab.report import save_samples
-from genlab.runs import build_model
-from genlab.train import Trainer, train_config
+from genlab import make
+from genlab.train import TrainConfig, Trainer
 
 from .common import print_table, write_results
 
@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = [bernoulli_baseline(s.train.x, s.test.x)]
     print(f"bernoulli  {rows[0]['test_nll']:.2f} ± {rows[0]['test_nll_se']:.2f} nats", flush=True)
     for fam in args.families.split(","):
-        model = build_model(fam, s.train.spec, CONFIGS[fam], args.seed)
-        cfg = train_config(get_family(fam), seed=args.seed, device="cpu", progress=False, epochs=1000,
-                           max_minutes=args.minutes, **TRAIN[fam])
+        model = make(fam, s.train.spec, seed=args.seed, **CONFIGS[fam])
+        cfg = TrainConfig(seed=args.seed, device="cpu", progress=False, epochs=1000,
+                           max_minutes=args.minutes, **TRAIN[fam]).for_family(get_family(fam))
         t0 = time.perf_counter()
         tr = Trainer(model, cfg)
         tr.fit(s.train.x, None, s.val.x)

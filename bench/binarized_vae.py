@@ -24,7 +24,7 @@ from genlab.data.datasets import Dataset, load_dataset
 from genlab.data.spec import DataSpec, Kind
 from genlab.metrics import mean_se
 from genlab.objectives.elbo import iwae_bound
-from genlab.runs import build_model
+from genlab import make
 from genlab.train import TrainConfig, Trainer
 
 from .common import print_table, write_results
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
              "n_test": base.n}]
     print(f"factorized bernoulli: {base}", flush=True)
     for fam in args.families.split(","):
-        model = build_model(fam, s.train.spec, CONFIG, args.seed)
+        model = make(fam, s.train.spec, seed=args.seed, **CONFIG)
         cfg = TrainConfig(epochs=10_000, batch_size=100, lr=1e-3, patience=30, max_minutes=args.minutes,
                           seed=args.seed, device="cpu", progress=False)
         t0 = time.perf_counter()

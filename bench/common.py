@@ -11,9 +11,9 @@ import torch
 
 from genlab.data import Splits, load_dataset, split
 from genlab.metrics import bits_per_dim, nll
-from genlab.runs import build_model
+from genlab import make
 from genlab.registry import get_family
-from genlab.train import Trainer, train_config
+from genlab.train import TrainConfig, Trainer
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -28,8 +28,8 @@ def data_splits(name: str, n: int | None = None, seed: int = 0) -> Splits:
 
 def fit_and_score(family: str, splits: Splits, config: dict | None = None, seed: int = 0, **train) -> dict:
     """Train with the one trainer (early stopping on validation), score the test split."""
-    model = build_model(family, splits.train.spec, config or {}, seed)
-    cfg = train_config(get_family(family), seed=seed, device="cpu", **{"progress": False, **train})
+    model = make(family, splits.train.spec, seed=seed, **(config or {}))
+    cfg = TrainConfig(seed=seed, device="cpu", **{"progress": False, **train}).for_family(get_family(family))
     t0 = time.perf_counter()
     tr = Trainer(model, cfg)
     tr.fit(splits.train.x, splits.train.y, splits.val.x, splits.val.y)
@@ -40,28 +40,6 @@ def fit_and_score(family: str, splits: Splits, config: dict | None = None, seed:
             "bits_per_dim": b.value, "bits_per_dim_se": b.stderr, "n_test": e.n, "train_seconds": seconds,
             "steps": tr.step, "stop_reason": tr.stop_reason,
             "parameters": sum(p.numel() for p in model.parameters())}
-
-
-def interleaved_steps(fns: dict, batches: list, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Median seconds per step of each ``fns[name](batch)``: every function is warmed up on
-    ``batches``, then ``rounds`` rounds run each over all of ``batches`` in turn (genlab, peer A,
-    peer B, ..., genlab, ...), so that a shared machine's changing load falls on all alike.
-    Returns (wall-clock medians, medians of the thread's CPU time, which leaves out the time
-    other jobs held the core)."""
-    import statistics
-    for f in fns.values():  # warm-up (and data-dependent initialisations, compilations)
-        for xb in batches:
-            f(xb)
-    wall: dict[str, list[float]] = {k: [] for k in fns}
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, f in fns.items():
-            t0, c0 = time.perf_counter(), time.thread_time()
-            for xb in batches:
-                f(xb)
-            wall[name].append((time.perf_counter() - t0) / len(batches))
-            cpu[name].append((time.thread_time() - c0) / len(batches))
-    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
 
 
 def print_table(rows: list[dict], cols: list[str]) -> None:

@@ -37,9 +37,9 @@ import torch
 
 from genlab.data import load_dataset
 from genlab.registry import get_family
-from genlab.runs import build_model
+from genlab import make
 from genlab.tasks.compress import measure
-from genlab.train import Trainer, train_config
+from genlab.train import TrainConfig, Trainer
 
 from .common import data_splits, print_table, write_results
 
@@ -66,9 +66,9 @@ def baselines(raw: np.ndarray, images: np.ndarray | None, dims: int) -> list[dic
 
 
 def train(family: str, splits, config: dict, minutes: float, seed: int = 0, **kw):
-    model = build_model(family, splits.train.spec, config, seed)
-    cfg = train_config(get_family(family), seed=seed, device="cpu", progress=False,
-                       **({"max_minutes": minutes, "epochs": 10_000} | kw))
+    model = make(family, splits.train.spec, seed=seed, **config)
+    cfg = TrainConfig(seed=seed, device="cpu", progress=False,
+                       **({"max_minutes": minutes, "epochs": 10_000} | kw)).for_family(get_family(family))
     t0 = time.perf_counter()
     Trainer(model, cfg).fit(splits.train.x, None, splits.val.x)  # labels are not coded
     return model, time.perf_counter() - t0

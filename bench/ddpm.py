@@ -20,8 +20,8 @@ import torch
 from genlab.metrics import bits_per_dim, nll
 from genlab.registry import get_family
 from genlab.report import save_samples
-from genlab.runs import build_model
-from genlab.train import Trainer, train_config
+from genlab import make
+from genlab.train import TrainConfig, Trainer
 
 from .common import data_splits, print_table, write_results
 
@@ -40,9 +40,9 @@ def run(data: str, minutes: float, n: int | None, bound_steps: int | None, n_eva
     setup = SETUPS[data]
     splits = data_splits(data, n=n or setup["n"], seed=seed)
     cfg = dict(setup["config"])
-    model = build_model("ddpm", splits.train.spec, cfg, seed)
-    train = train_config(get_family("ddpm"), seed=seed, device="cpu", progress=False, epochs=100_000,
-                         max_minutes=minutes, lr_schedule="constant", lr=2e-3, **setup["train"])
+    model = make("ddpm", splits.train.spec, seed=seed, **cfg)
+    train = TrainConfig(seed=seed, device="cpu", progress=False, epochs=100_000,
+                         max_minutes=minutes, lr_schedule="constant", lr=2e-3, **setup["train"]).for_family(get_family("ddpm"))
     t0 = time.perf_counter()
     tr = Trainer(model, train)
     # no validation by default: on 2 shared cores every second of the budget goes to training steps

@@ -14,9 +14,8 @@ import time
 
 import torch
 
-from genlab.registry import get_family
-from genlab.runs import build_model
-from genlab.train import Trainer, train_config
+from genlab import make
+from genlab.train import TrainConfig, Trainer
 
 from .common import data_splits, write_results
 
@@ -33,9 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     splits = data_splits(args.toy, n=args.n)
     cfg = dict(kv.split("=", 1) for kv in args.set)
-    model = build_model("ebm", splits.train.spec, cfg, 0)
+    model = make("ebm", splits.train.spec, seed=0, **cfg)
     t0 = time.perf_counter()
-    tr = Trainer(model, train_config(get_family("ebm"), epochs=args.epochs, seed=0, device="cpu", progress=False))
+    tr = Trainer(model, TrainConfig(epochs=args.epochs, seed=0, device="cpu", progress=False))
     tr.fit(splits.train.x)
     seconds = time.perf_counter() - t0
     g = torch.Generator().manual_seed(1)

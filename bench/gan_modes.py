@@ -19,7 +19,7 @@ import time
 import torch
 
 from genlab.data.spec import DataSpec
-from genlab.runs import build_model
+from genlab import make
 from genlab.train import TrainConfig, Trainer
 
 from .common import print_table, write_results
@@ -74,7 +74,7 @@ def coverage(samples: torch.Tensor, toy: str) -> dict:
 def run(toy: str, name: str, seed: int, steps: int, batch: int) -> dict:
     x = toy_data(toy, N_TRAIN, seed)
     cfg = {**NET, **CONFIGS[name]}
-    model = build_model("gan", DataSpec((2,)), cfg, seed)
+    model = make("gan", DataSpec((2,)), seed=seed, **cfg)
     per_epoch = math.ceil(N_TRAIN / batch)
     tc = TrainConfig(epochs=math.ceil(steps / per_epoch), batch_size=batch, seed=seed, progress=False,
                      device="cpu", patience=None, lr_schedule="cosine")
@@ -97,7 +97,7 @@ class _StopAt:
 
     def __call__(self, trainer, record) -> None:
         if trainer.step >= self.steps:
-            trainer.finished, trainer.stop_reason = True, f"{self.steps} steps"
+            trainer.request_stop(f"{self.steps} steps")
             record["done"] = True
 
 

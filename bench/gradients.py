@@ -33,7 +33,7 @@ from genlab.data import load_dataset
 from genlab.data.datasets import Dataset
 from genlab.data.spec import DataSpec, Kind
 from genlab.protocol import Batch
-from genlab.runs import build_model
+from genlab import make
 from genlab.train import TrainConfig, Trainer
 
 from .common import print_table, write_results
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     ds = binarized_digits()
-    base = build_model("vae", ds.spec, CONFIG, seed=0)
+    base = make("vae", ds.spec, seed=0, **CONFIG)
     epochs = max(1, round(args.steps * 64 / len(ds)))
     Trainer(base, TrainConfig(epochs=epochs, batch_size=64, device="cpu", progress=False, patience=None)).fit(ds.x)
     x = ds.x[:64]
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     for i, (name, extra) in enumerate((("reparam", {}), ("reinforce", {"gradient": "reinforce", "baseline": "none"}),
                         ("reinforce+moving_average", {"gradient": "reinforce", "baseline": "moving_average"}),
                         ("reinforce+learned", {"gradient": "reinforce", "baseline": "learned"}))):
-        model = build_model("vae", ds.spec, {**CONFIG, **extra}, seed=0)
+        model = make("vae", ds.spec, seed=0, **{**CONFIG, **extra})
         model.load_state_dict(base.state_dict(), strict=False)
         model.steps_done.zero_()
         if model.baseline is not None:  # fit the baseline on training batches, the model frozen

@@ -24,11 +24,11 @@ import numpy as np
 from sklearn.datasets import make_moons
 
 from genlab.data import DataSpec, load_dataset
-from genlab.metrics.classifier import classifier_features, get_classifier
+from genlab.metrics.classifier import classifier_features, fit_classifier
 from genlab.metrics.fid import fid
 from genlab.metrics.memorization import memorization
 from genlab.metrics.samples import density_coverage, mmd, precision_recall
-from genlab.runs import build_model
+from genlab import make
 from genlab.train import TrainConfig, Trainer
 
 from .common import print_table, write_results
@@ -75,14 +75,13 @@ def main(argv: list[str] | None = None) -> None:
         ref = labelled_moons(args.n_train, 3000 + seed)[0]
         fresh = labelled_moons(2 * args.n, 2000 + seed)[0]
         test, own = fresh[:args.n], fresh[args.n:]
-        clf, _ = get_classifier(train, y_train, DataSpec((2,), num_classes=2), name="moons-labelled", seed=seed,
-                                cache=False)
+        clf, _ = fit_classifier(train, y_train, DataSpec((2,), num_classes=2), name="moons-labelled", seed=seed)
         for label, spec in MODELS.items():
             if spec is None:
                 x = own
             else:
                 fam, cfg = spec
-                model = build_model(fam, load_dataset("moons", n=8).spec, cfg, seed)
+                model = make(fam, load_dataset("moons", n=8).spec, seed=seed, **cfg)
                 Trainer(model, TrainConfig(seed=seed, device="cpu", progress=False)).fit(train)
                 x = model.sample(args.n, generator=torch.Generator().manual_seed(seed))
             per_seed.append({"model": label, "seed": seed, **score(ref, x, train, test, clf, seed)})

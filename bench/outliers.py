@@ -30,11 +30,11 @@ import torch
 from genlab.data import load_dataset, split
 from genlab.metrics import bits_per_dim
 from genlab.registry import get_family
-from genlab.runs import build_model
+from genlab import make
 from genlab.tasks.outliers import (ByteQuantizer, complexity_scores, detection_metrics, likelihood_ratio_scores,
                                    nll_scores, perturb, threshold_at_fpr, typicality_batch_scores,
                                    typicality_scores)
-from genlab.train import Trainer, train_config
+from genlab.train import TrainConfig, Trainer
 
 from .common import print_table, write_results
 
@@ -45,8 +45,8 @@ CONFIGS = {"made": {"hidden": 512, "components": 5},
 
 def fit(family: str, splits, config: dict, rate: float = 0.0, **train) -> tuple[object, float]:
     """Train on the training split (values perturbed at ``rate`` for a Ren et al. background)."""
-    model = build_model(family, splits.train.spec, config, 0)
-    cfg = train_config(get_family(family), seed=0, device="cpu", progress=False, **train)
+    model = make(family, splits.train.spec, seed=0, **config)
+    cfg = TrainConfig(seed=0, device="cpu", progress=False, **train).for_family(get_family(family))
     g = torch.Generator().manual_seed(1)
     xt, xv = (perturb(x, rate, splits.train.spec.levels, g) for x in (splits.train.x, splits.val.x))
     t0 = time.process_time()

@@ -24,8 +24,8 @@ from genlab.data.text import fortunes_splits
 from genlab.metrics import nll
 from genlab.metrics.text import bits_per_char, perplexity
 from genlab.registry import get_family
-from genlab.runs import build_model
-from genlab.train import Trainer, train_config
+from genlab import make
+from genlab.train import TrainConfig, Trainer
 
 from .common import print_table, write_results
 
@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print(f"{r['model']:28s} {r['bits_per_char']:.4f} bits/char", flush=True)
 
-    model = build_model("transformer", s.train.spec, CONFIG, args.seed)
+    model = make("transformer", s.train.spec, seed=args.seed, **CONFIG)
     # one pass over the training chunks at most, the cosine schedule decaying over that pass
-    cfg = train_config(get_family("transformer"), seed=args.seed, device="cpu", progress=False, epochs=1,
-                       lr=args.lr, lr_schedule="cosine", batch_size=args.batch_size, max_minutes=args.minutes)
+    cfg = TrainConfig(seed=args.seed, device="cpu", progress=False, epochs=1,
+                       lr=args.lr, lr_schedule="cosine", batch_size=args.batch_size, max_minutes=args.minutes).for_family(get_family("transformer"))
     t0 = time.perf_counter()
     tr = Trainer(model, cfg)
     tr.fit(s.train.x, None, s.val.x)

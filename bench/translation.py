@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 
 from genlab.data import load_dataset
+from genlab.data.domains import join_domains
 from genlab.report.figures import image_grid
-from genlab.runs import build_model
+from genlab import make
 from genlab.train import TrainConfig, Trainer
 
 from .common import print_table, write_results
@@ -37,19 +38,19 @@ def save_grid(x: torch.Tensor, spec, ncol: int, path: Path, width: int = 560) ->
     print(f"wrote {path}")
 
 
-def train(model, x, x_val, minutes: float, seed: int, batch: int) -> tuple[Trainer, float]:
+def train(model, x, x_val, minutes: float, seed: int, batch: int, y=None) -> tuple[Trainer, float]:
     tc = TrainConfig(epochs=1000, batch_size=batch, seed=seed, progress=False, device="cpu", patience=None,
                      max_minutes=minutes)
     tr = Trainer(model, tc)
     t0 = time.perf_counter()
-    tr.fit(x, None, x_val)
+    tr.fit(x, y, x_val)
     return tr, time.perf_counter() - t0
 
 
 def pix2pix(minutes: float, seed: int) -> dict:
     ds = load_dataset("fashion-mnist", n=6256)
     train_x, val_x, test_x = ds.x[:5000], ds.x[5000:5256], ds.x[5256:]
-    model = build_model("pix2pix", ds.spec, {"pairing": "edges", "base": 16}, seed)
+    model = make("pix2pix", ds.spec, seed=seed, pairing="edges", base=16)
     tr, seconds = train(model, train_x, val_x, minutes, seed, 32)
     l1 = model.l1(test_x)
     top = ds.spec.levels - 1
@@ -65,17 +66,19 @@ def pix2pix(minutes: float, seed: int) -> dict:
 
 
 def cyclegan(a_name: str, b_name: str, minutes: float, seed: int, picture: str) -> dict:
-    a = load_dataset(a_name, n=2256 if a_name != "digits" else None)
-    train_x, val_x = a.x[256:], a.x[:256]
-    model = build_model("cyclegan", a.spec, {"domain_b": b_name, "n_b": 2000, "base": 16}, seed)
-    tr, seconds = train(model, train_x, val_x, minutes, seed, 32)
-    b = model.bank_b[:8]
+    # unpaired domains (labels: 0 = A, 1 = B); the first 256 images of A are held out
+    ds = join_domains([load_dataset(a_name, n=2256 if a_name != "digits" else None),
+                       load_dataset(b_name, n=2000)], f"{a_name}+{b_name}")
+    val_x = ds.x[:256]
+    model = make("cyclegan", ds.spec, seed=seed, stored_images=2000, base=16)
+    tr, seconds = train(model, ds.x[256:], val_x, minutes, seed, 32, y=ds.y[256:])
+    b = model.domain_b_images[:8]
     with torch.no_grad():
-        cyc_a = (model.translate(model.translate(val_x, "a2b"), "b2a") - val_x).abs().mean() / (a.spec.levels - 1)
-        bb = model.bank_b[-256:]
-        cyc_b = (model.translate(model.translate(bb, "b2a"), "a2b") - bb).abs().mean() / (a.spec.levels - 1)
+        cyc_a = (model.translate(model.translate(val_x, "a2b"), "b2a") - val_x).abs().mean() / (ds.spec.levels - 1)
+        bb = model.domain_b_images[-256:]
+        cyc_b = (model.translate(model.translate(bb, "b2a"), "a2b") - bb).abs().mean() / (ds.spec.levels - 1)
     rows = torch.cat([val_x[:8], model.translate(val_x[:8], "a2b"), b, model.translate(b, "b2a")])
-    save_grid(rows, a.spec, 8, HERE / picture)
+    save_grid(rows, ds.spec, 8, HERE / picture)
     return {"part": f"cyclegan {a_name}<->{b_name}", "steps": tr.step, "train_seconds": seconds,
             "cycle_l1_a": float(cyc_a), "cycle_l1_b": float(cyc_b)}
 

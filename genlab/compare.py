@@ -4,6 +4,14 @@ Also `report_run`: the HTML report of one run (``genlab report RUN``).
 
 Nothing here knows a family by name: capabilities come from the protocol, and a family that
 cannot be trained or evaluated on the data gets a row that says why.
+
+The default families (`default_families`): every registered family whose ``data_kinds`` hold the
+data's kind, except `Translator`s. Why: the comparison is the capability table measured on one
+data set, so every family that can model the data gets its row, found from the registry and
+each class's own declaration (a new family joins by registering); a translator maps an input
+image to an output image, which no column of the table measures, so it joins only when named
+with ``--families``. A family that declares the kind but still cannot model this data (no labels
+for a conditional-only family, too many joint states) gets a row saying why.
 """
 from __future__ import annotations
 
@@ -17,19 +25,28 @@ from typing import Any
 import torch
 
 from . import io
+from .data import Splits
+from .data.spec import DataSpec
 from .evaluate import EvalSettings, evaluate, json_safe
-from .protocol import GenerativeModel, Latent, NotSupported
+from .protocol import GenerativeModel, Latent, NotSupported, Translator
+from .registry import families as registered_families
 from .registry import get_family
+from .report.figures import save_run_figures
 from .report.plots import interpolation_png, loss_png, samples_png
 from .report.results import compare_page, family_section, run_page
 from .runs import load_splits, train_run
-from .train import train_config
+from .train import TrainConfig
 
-# The families `genlab compare` trains when --families is not given (extend as families land).
-DEFAULT_FAMILIES: list[str] = ["gaussian", "gmm", "kde", "realnvp", "maf", "made", "vae", "gan"]
-# Minutes of training per family: 5 neural families x 1 min + evaluation (~2 min) leaves room within
-# 10 minutes for steps that overrun the budget on a busy 2-core machine (see bench/README.md).
+DEFAULT_FAMILIES_RULE = "every family whose data kinds (`genlab list`) include the data's, translators excepted"
+# Minutes of training per family; families that converge (closed forms, early stopping) stop sooner.
 DEFAULT_BUDGET_MINUTES = 1.0
+
+
+def default_families(spec: DataSpec) -> list[str]:
+    """The families `compare` trains on data of ``spec`` when none are named (the rule and its
+    reason are in this module's docstring), in registry order."""
+    return [f for f in registered_families()
+            if spec.kind in get_family(f).data_kinds and not issubclass(get_family(f), Translator)]
 
 
 def family_figures(model: GenerativeModel, run_dir: Path, samples: torch.Tensor | None,
@@ -66,43 +83,43 @@ def compare(data: str, families: list[str] | None = None, budget_minutes: float 
 
     Args:
         data: a data set name or path (`genlab.data.load_dataset`).
-        families: registered family names (default `DEFAULT_FAMILIES`).
+        families: registered family names (default: `default_families` of the data).
         budget_minutes: wall-clock training budget per family (early stopping may end it sooner).
         configs: per-family settings, e.g. ``{"vae": {"latent_dim": 8}}``.
         n: use only the first n examples (toys: generate n).
         settings: `EvalSettings` (sample counts, FID minimum, ...).
         threads: torch threads for training (None: leave as is). One by default: every family
-            gets the same, and on a busy machine two threads spin against each other (a vae
-            on digits made 8 steps in 18 s with two threads, 79 with one, load average 9).
+            gets the same, and on a busy machine two threads spin against each other.
     Returns:
         The results dictionary written to results.json.
     """
-    families = list(families or DEFAULT_FAMILIES)
-    if not families:
-        raise ValueError("compare: no families given")
-    for f in families:
-        get_family(f)  # unknown names fail before any training, with the list of known ones
     if budget_minutes <= 0:
         raise ValueError(f"compare: --budget must be positive minutes, got {budget_minutes}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"compare: threads must be >= 1, got {threads}")
+    for f in families or ():
+        get_family(f)  # unknown names fail before any data or training, with the list of known ones
+    t_start = time.perf_counter()
+    splits = load_splits({"name": data, "seed": seed, "split_seed": seed, "val": 0.1, "test": 0.1, "n": n})
+    families = list(families or default_families(splits.train.spec))
+    if not families:
+        raise ValueError(f"compare: no registered family models {splits.train.spec.kind.value} data")
     unknown = sorted(set(configs or {}) - set(families))
     if unknown:
         raise ValueError(f"compare: settings given for {unknown}, which are not among --families {families}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"compare: threads must be >= 1, got {threads}")
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _compare(data, families, budget_minutes, seed, Path(out), configs or {}, n,
-                        settings or EvalSettings(seed=seed), verbose)
+        return _compare(data, splits, families, budget_minutes, seed, Path(out), configs or {}, n,
+                        settings or EvalSettings(seed=seed), verbose, t_start)
     finally:
         torch.set_num_threads(before)
 
 
-def _compare(data: str, families: list[str], budget_minutes: float, seed: int, out: Path,
-             configs: dict[str, dict[str, Any]], n: int | None, s: EvalSettings, verbose: bool) -> dict[str, Any]:
-    t_start = time.perf_counter()
-    splits = load_splits({"name": data, "seed": seed, "split_seed": seed, "val": 0.1, "test": 0.1, "n": n})
+def _compare(data: str, splits: Splits, families: list[str], budget_minutes: float, seed: int, out: Path,
+             configs: dict[str, dict[str, Any]], n: int | None, s: EvalSettings, verbose: bool,
+             t_start: float) -> dict[str, Any]:
     rows, sections = [], []
     for fam in families:
         row: dict[str, Any] = {"family": fam}
@@ -110,10 +127,11 @@ def _compare(data: str, families: list[str], budget_minutes: float, seed: int, o
         if run_dir.exists():
             shutil.rmtree(run_dir)  # compare rewrites its own run folders
         if verbose:
-            print(f"[{time.perf_counter() - t_start:6.0f} s] {fam}: training (budget {budget_minutes:g} min)", flush=True)
+            print(f"[{time.perf_counter() - t_start:6.0f} s] {fam}: training (budget {budget_minutes:g} min)",
+                  flush=True)
         try:
             t0 = time.perf_counter()
-            train = train_config(get_family(fam), seed=seed, max_minutes=budget_minutes, progress=False)
+            train = TrainConfig(seed=seed, max_minutes=budget_minutes, progress=False)
             model, _ = train_run(fam, data, run_dir, config=configs.get(fam), train=train, n=n,
                                  split_seed=seed)
             stopped = io.read_json(run_dir / "config.json").get("stopped", {})
@@ -136,6 +154,8 @@ def _compare(data: str, families: list[str], budget_minutes: float, seed: int, o
             ev = evaluate(model, splits.train, splits.test, settings=s, data_name=data, keep=keep, verbose=verbose)
             figs = family_figures(model, run_dir, keep.get("samples"), splits.test.x,
                                   ev["not_computed"].get("sampling_speed"))
+            # the run folder's own pictures, as `genlab train` leaves them, from the same samples
+            save_run_figures(run_dir, fam, model.spec, keep.get("samples"), reference=splits.test.x[:2000])
         except Exception as e:  # as above: report it in the family's row
             row.update(status="failed", error=f"evaluation failed: {type(e).__name__}: {e}")
             rows.append(row)
@@ -190,4 +210,4 @@ def report_run(run: str | Path, *, settings: EvalSettings | None = None, verbose
     return run / "report.html"
 
 
-__all__ = ["DEFAULT_BUDGET_MINUTES", "DEFAULT_FAMILIES", "compare", "report_run"]
+__all__ = ["DEFAULT_BUDGET_MINUTES", "DEFAULT_FAMILIES_RULE", "compare", "default_families", "report_run"]

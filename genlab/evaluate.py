@@ -1,8 +1,10 @@
 """Every metric a model supports, on one data set, as one JSON-able dictionary.
 
-Generic over the registry: what a model can do is read from the protocol (``density``,
-``isinstance(model, Latent | Energy | Conditional)``) and from `NotSupported` raised by its
-methods; whatever cannot be computed is listed under ``not_computed`` with the reason.
+`METRICS` is a table of `MetricSpec` rows: the metrics a row reports, the capability or density
+it requires (read from the protocol), the inputs it needs from earlier rows (samples, features,
+the feature classifier) and its function. `evaluate` walks it once; a row that cannot be
+computed (`NotSupported`: a missing capability or input, or a refusal) is listed under
+``not_computed`` with the reason. Any other exception is a bug and propagates.
 
 Sample metrics compare ``n`` generated examples and ``n`` held-out (test) examples with the same
 reference (the training set), so each model figure has a *floor* beside it: the same metric for
@@ -11,39 +13,54 @@ real held-out data, the best a model can expect at this n.
 from __future__ import annotations
 
 import math
+import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor
 
+from . import io
 from .data import Dataset
-from .metrics import bits_per_dim, mean_se, nll
+from .metrics import bits_per_dim, mean_se
 from .metrics.ais_latent import ais_log_prob
 from .metrics.ais_latent import check as ais_check
-from .metrics.classifier import classifier_features, get_classifier
+from .metrics.classifier import (ARCH, FeatureClassifier, classifier_features, classifier_key, conditional_accuracy,
+                                 fit_classifier)
 from .metrics.fid import fid
+from .metrics.likelihood import likelihood_figures
 from .metrics.memorization import memorization
-from .metrics.samples import density_coverage, mmd, precision_recall
-from .protocol import (Conditional, Density, Energy, GenerativeModel, Latent, NotSupported, Partition,
+from .metrics.reconstruction import reconstruction_rmse
+from .metrics.samples import density_coverage, mmd, precision_recall, standardized
+from .metrics.speed import timed_samples
+from .protocol import (Conditional, Decoder, Density, Energy, GenerativeModel, Latent, NotSupported, Partition,
                        takes_labels)
 
-ERRORS = (NotImplementedError, ValueError, RuntimeError)  # NotSupported is a NotImplementedError
+CACHE_ENV = "GENLAB_CACHE"
+DEFAULT_CACHE = "~/.cache/genlab"  # gives way to $GENLAB_CACHE when that is set
 
 
 @dataclass
 class EvalSettings:
     """Settings of `evaluate`."""
 
-    n: int = field(default=2000, metadata={"help": "at most this many generated and held-out examples"})
+    # old names, still read from saved settings and accepted as (hidden) command-line flags
+    renamed: ClassVar[dict[str, str]] = {"n": "max_examples", "k_pr": "precision_recall_k",
+                                         "k_dc": "density_coverage_k", "n_ref": "max_reference"}
+
+    max_examples: int = field(default=2000, metadata={"help": "at most this many generated and held-out examples"})
     seed: int = field(default=0, metadata={"help": "seed of sampling, subsets and bootstraps"})
     fid_min_examples: int = field(default=2000, metadata={"help": "classifier-FID refuses fewer examples"})
-    k_pr: int = field(default=3, metadata={"help": "neighbour rank of precision/recall"})
-    k_dc: int = field(default=5, metadata={"help": "neighbour rank of density/coverage"})
+    precision_recall_k: int = field(default=3, metadata={
+        "help": "k of the k-nearest-neighbour balls of precision/recall"})
+    density_coverage_k: int = field(default=5, metadata={
+        "help": "k of the k-nearest-neighbour balls of density/coverage"})
     max_sample_seconds: float = field(default=60.0, metadata={"help": "sampling time cap (n is lowered)"})
-    n_ref: int = field(default=5000, metadata={"help": "at most this many training examples as reference"})
+    max_reference: int = field(default=5000, metadata={
+        "help": "at most this many training examples as the reference set"})
     classifier: bool = field(default=True, metadata={"help": "use classifier features when labels exist"})
     ais_steps: int = field(default=0, metadata={
         "help": "annealed importance sampling with this many steps (0: off): VAEs, of log p(x) over codes "
@@ -70,75 +87,226 @@ def parameters(model: GenerativeModel) -> int:
 
 
 def capabilities(model: GenerativeModel) -> list[str]:
-    return [n for n, c in (("latent", Latent), ("energy", Energy), ("conditional", Conditional))
+    """The capabilities ``model`` declares, by name (decoder, latent, energy, conditional)."""
+    return [n for n, c in (("decoder", Decoder), ("latent", Latent), ("energy", Energy), ("conditional", Conditional))
             if isinstance(model, c)]
 
 
-def timed_samples(model: GenerativeModel, n: int, *, condition: Tensor | None, seed: int,
-                  max_seconds: float, batch: int = 500) -> tuple[Tensor, dict[str, Any]]:
-    """Draw up to ``n`` samples in batches, fewer when sampling would take over ``max_seconds``.
-
-    Returns:
-        (samples (m, *event_shape), speed record: samples/s with the standard error over
-        batches, m, seconds, and a note when n was lowered).
-    """
-    g = torch.Generator().manual_seed(seed)
-    pilot = min(n, 32)
-    t0 = time.perf_counter()
-    out = [model.sample(pilot, condition=None if condition is None else condition[:pilot], generator=g).cpu()]
-    dt = max(time.perf_counter() - t0, 1e-9)
-    note = None
-    if n / (pilot / dt) > max_seconds:  # plan the rest from the pilot batch's speed
-        new_n = max(pilot, int(pilot / dt * max_seconds))
-        if new_n < n:
-            note = (f"n lowered from {n} to {new_n}: sampling runs at {pilot / dt:.3g} samples/s and "
-                    f"the cap is {max_seconds:g} s")
-            n = new_n
-    size = min(batch, max(8, (n - pilot) // 4))  # equal batches after the warm-up, for a standard error
-    counts, times, done = [pilot], [dt], pilot
-    while done < n:
-        k = min(size, n - done)
-        c = None if condition is None else condition[done:done + k]
-        t0 = time.perf_counter()
-        out.append(model.sample(k, condition=c, generator=g).cpu())
-        counts.append(k)
-        times.append(max(time.perf_counter() - t0, 1e-9))
-        done += k
-    x = torch.cat(out)[:n]
-    if len(counts) > 2:  # the pilot includes warm-up; rate and its spread from the equal batches
-        c_, t_ = torch.tensor(counts[1:], dtype=torch.float64), torch.tensor(times[1:], dtype=torch.float64)
-        rate, se = float(c_.sum() / t_.sum()), float((c_ / t_).std() / math.sqrt(len(c_)))
-    else:
-        rate, se = sum(counts) / sum(times), float("nan")
-    speed = {"value": rate, "stderr": se, "n": done, "seconds": sum(times), "batches": len(counts)}
-    if note:
-        speed["note"] = note
-    return x, speed
+# -- the feature classifier, kept in a cache folder ---------------------------------------------------
+def classifier_cache_dir(cache: str | Path | None = DEFAULT_CACHE) -> Path | None:
+    """The folder that keeps feature classifiers: ``cache/classifiers``, where the default
+    ``~/.cache/genlab`` gives way to ``$GENLAB_CACHE`` when that is set; None: no cache."""
+    if cache is not None and str(cache) == DEFAULT_CACHE:
+        cache = os.environ.get(CACHE_ENV) or cache
+    return None if cache is None else Path(cache).expanduser() / "classifiers"
 
 
-class _Recorder:
-    """Collects metrics, floors and the reasons for what could not be computed."""
-
-    def __init__(self) -> None:
-        self.metrics: dict[str, Any] = {}
-        self.floor: dict[str, Any] = {}
-        self.not_computed: dict[str, str] = {}
-        self.seconds: dict[str, float] = {}
-
-    def run(self, names: list[str], fn: Callable[[], None], why_prefix: str = "") -> None:
-        t0 = time.perf_counter()
+def feature_classifier(train: Dataset, val: Dataset | None = None, *, name: str = "data", seed: int = 0,
+                       cache: str | Path | None = DEFAULT_CACHE,
+                       verbose: bool = False) -> tuple[FeatureClassifier, dict[str, Any]]:
+    """(classifier in eval mode, info) of `genlab.metrics.classifier.fit_classifier` (seeded by
+    ``seed``, its accuracy measured on ``val``), read from the cache folder ``cache`` (see
+    `classifier_cache_dir`; None: no files) or trained and written there; info adds ``path`` and
+    ``cached``. `NotSupported` when the data have no labels, or fewer than 2 classes."""
+    folder = classifier_cache_dir(cache)
+    if folder is not None and train.y is not None:
+        key = classifier_key(train.x, train.y, train.spec, seed=seed)
+        stem = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(name).name or 'data')}-{key[:16]}"
+        path_t, path_j = folder / f"{stem}.safetensors", folder / f"{stem}.json"
         try:
-            fn()
-        except ERRORS as e:
-            for n in names:
-                self.not_computed[n] = f"{why_prefix}{e}"
-        self.seconds["/".join(names)] = time.perf_counter() - t0
+            info = io.read_json(path_j) if path_j.is_file() and path_t.is_file() else {}
+            if info.get("hash") == key and info.get("arch") == ARCH:
+                clf = FeatureClassifier(train.spec)
+                clf.load_state_dict(io.load_tensors(path_t, info.get("sha256")))
+                return clf.eval(), {**info, "path": str(path_t), "cached": True}
+        except io.CorruptFile:
+            pass  # a damaged cache entry is trained again and overwritten
+        if verbose:
+            print(f"training the feature classifier for {name} ({len(train)} examples); it is cached in {folder}")
+    clf, info = fit_classifier(train.x, train.y, train.spec, name=name, seed=seed,
+                               x_val=None if val is None else val.x, y_val=None if val is None else val.y)
+    if folder is not None:
+        info["sha256"] = io.save_tensors(path_t, clf.state_dict())
+        io.write_json(path_j, info)
+    return clf, {**info, "path": str(path_t) if folder is not None else None, "cached": False}
+
+
+# -- the metric table ---------------------------------------------------------------------------------
+Figures = tuple[dict[str, Any], dict[str, Any]]  # (figures of the model, floors: held-out data alike)
+
+
+@dataclass
+class Context:
+    """What the rows of the metric table read: the model, the data, the settings, and the inputs
+    that earlier rows made (``samples``, ``features``, ``classifier``), or why each is missing."""
+
+    model: GenerativeModel
+    train: Dataset
+    test: Dataset
+    s: EvalSettings
+    name: str
+    cache: str | Path | None
+    verbose: bool
+    keep: dict[str, Tensor] | None
+    held: Dataset  # n held-out examples (the floor of the sample metrics)
+    ref: Dataset  # the training examples the sample metrics compare with
+    cond: Tensor | None  # labels of ``held`` for a model that takes labels
+    samples: Tensor | None = None  # (m, *event_shape) generated
+    features: tuple[Tensor, Tensor, Tensor] | None = None  # reference, first m held-out, generated
+    feature_info: dict[str, Any] | None = None  # result["features"]
+    classifier: FeatureClassifier | None = None
+    missing: dict[str, str] = field(default_factory=dict)  # input -> why it is missing
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One row of the metric table.
+
+    Attributes:
+        names: the metrics it reports (each listed under ``not_computed`` when it cannot be).
+        compute: ``compute(ctx) -> (figures, floors)``; raises `NotSupported` to say why not.
+        requires: the capability or density it needs: ``requires(model)`` raises `NotSupported`,
+            with the reason, when the model lacks it.
+        needs: inputs made by earlier rows: ``"samples"``, ``"features"``, ``"classifier"``.
+        provides: the input this row makes (missing, with its reason, when the row fails).
+        asked: ``asked(ctx)`` False leaves the row out (switched off, or nothing to report).
+    """
+
+    names: tuple[str, ...]
+    compute: Callable[[Context], Figures]
+    requires: Callable[[GenerativeModel], None] = lambda model: None
+    needs: tuple[str, ...] = ()
+    provides: str | None = None
+    asked: Callable[[Context], bool] = lambda ctx: True
+
+
+def _annealed(ctx: Context) -> Figures:
+    """A tighter (stochastic lower) bound on log p(x) than the ELBO / IWAE."""
+    s = ctx.s
+    lp = ais_log_prob(ctx.model, ctx.test.x[:s.ais_examples], steps=s.ais_steps, leapfrog=5,
+                      generator=torch.Generator().manual_seed(s.seed))
+    e = mean_se(-lp)
+    return {"ais_nll_nats": e.to_dict(), "ais_bits_per_dim": bits_per_dim(e, ctx.model.spec.dim).to_dict()}, {}
+
+
+def _sampling(ctx: Context) -> Figures:
+    """Samples/s; the samples become the input of the sample metrics unless they hold NaN / Inf."""
+    s = ctx.s
+    x, speed = timed_samples(ctx.model, len(ctx.held), condition=ctx.cond, seed=s.seed,
+                             max_seconds=s.max_sample_seconds)
+    if ctx.keep is not None:
+        ctx.keep["samples"] = x
+    bad = int((~torch.isfinite(x.reshape(len(x), -1))).any(1).sum()) if x.is_floating_point() else 0
+    ctx.samples = None if bad else x
+    if bad:
+        ctx.missing["samples"] = f"no samples: {bad} of {len(x)} samples hold NaN or Inf"
+    return {"sampling_speed": speed}, {}
+
+
+def _features(ctx: Context) -> None:
+    """Feature vectors of reference, held-out and generated examples: classifier features when
+    the data have labels (and ``s.classifier``), else the flattened examples standardized on
+    ``train`` (then the classifier is missing, with the reason)."""
+    t0 = time.perf_counter()
+    s, train, x_gen = ctx.s, ctx.train, ctx.samples
+    parts = (ctx.ref.x, ctx.held.x[:len(x_gen)], x_gen)  # the floor uses as many held-out as generated
+    why = ("classifier features switched off" if not s.classifier else
+           "the data set has no class labels" if train.y is None else
+           "the data spec names no classes" if not ctx.model.spec.num_classes else None)
+    if why is None:
+        try:
+            clf, info = feature_classifier(train, ctx.test, name=ctx.name, seed=s.seed, cache=ctx.cache,
+                                           verbose=ctx.verbose)
+            ctx.classifier = clf
+            ctx.feature_info = {"kind": "classifier", "classifier": {k: v for k, v in info.items() if k != "sha256"}}
+            ctx.features = tuple(classifier_features(clf, t) for t in parts)
+        except NotSupported as e:
+            why = str(e)
+    if why is not None:
+        ctx.feature_info = {"kind": "standardized examples", "why": why}
+        ctx.features = standardized(train.x, *parts)
+        ctx.missing["classifier"] = f"needs classifier features: {why}"
+    ctx.seconds["features"] = time.perf_counter() - t0
+
+
+def _why_missing(ctx: Context, need: str) -> str | None:
+    """Why the input ``need`` is missing, or None; features and the classifier are made on first use."""
+    if "samples" in ctx.missing:
+        return ctx.missing["samples"]
+    if ctx.samples is None:
+        raise RuntimeError(f"metric table: a row needs {need!r} before the sampling row has run")
+    if need != "samples" and ctx.features is None:
+        _features(ctx)
+    return ctx.missing.get(need)
+
+
+def _with_floor(fn: Callable[[Context, Tensor], dict[str, Any]]) -> Callable[[Context], Figures]:
+    """A sample metric ``fn(ctx, features) -> figures`` of the generated features, with the same
+    figures of the held-out features as its floor."""
+    return lambda ctx: (fn(ctx, ctx.features[2]), fn(ctx, ctx.features[1]))
+
+
+def _manifold(ctx: Context, f: Tensor) -> dict[str, Any]:
+    """Precision / recall (k-NN manifolds) and density / coverage of ``f`` against the reference."""
+    p, r = precision_recall(ctx.features[0], f, k=ctx.s.precision_recall_k)
+    d, c = density_coverage(ctx.features[0], f, k=ctx.s.density_coverage_k)
+    return {"precision": p.to_dict(), "recall": r.to_dict(), "density": d.to_dict(), "coverage": c.to_dict()}
+
+
+def _has_likelihood(model: GenerativeModel) -> None:
+    if model.density not in (Density.EXACT, Density.BOUND) and not isinstance(model, Partition):
+        raise NotSupported(f"{model.name}: density is {model.density.value}, so it has no likelihood; "
+                           "use sample-based metrics instead")
+
+
+def _latent(model: GenerativeModel) -> None:
+    if not isinstance(model, Latent):
+        what = "no encoder (it decodes codes only)" if isinstance(model, Decoder) else "no latent space"
+        raise NotSupported(f"{model.name} has {what}: not a Latent family")
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec(("nll",), lambda c: (likelihood_figures(  # nll_nats, bits_per_dim, nll_is, ...
+        c.model, c.test.x, c.test.y, ais_steps=c.s.ais_steps, seed=c.s.seed), {}), requires=_has_likelihood),
+    # energy models spend their AIS steps on log Z (the nll row)
+    MetricSpec(("ais",), _annealed, requires=ais_check,
+               asked=lambda c: c.s.ais_steps > 0 and not isinstance(c.model, Partition)),
+    MetricSpec(("sampling_speed",), _sampling, provides="samples"),
+    MetricSpec(("mmd",), _with_floor(lambda c, f: {"mmd": mmd(c.features[0], f).to_dict()}), needs=("features",)),
+    MetricSpec(("precision", "recall", "density", "coverage"), _with_floor(_manifold), needs=("features",)),
+    MetricSpec(("classifier_fid",), _with_floor(lambda c, f: {"classifier_fid": fid(
+        c.features[0], f, min_examples=c.s.fid_min_examples, seed=c.s.seed).to_dict()}), needs=("classifier",)),
+    MetricSpec(("memorization",), lambda c: ({"memorization": memorization(
+        c.samples, c.train.x, c.held.x[:len(c.samples)], seed=c.s.seed).to_dict()}, {}), needs=("samples",)),
+    MetricSpec(("conditional_accuracy",), lambda c: ({"conditional_accuracy": conditional_accuracy(
+        c.classifier, c.samples, c.cond[:len(c.samples)])}, {}), needs=("classifier",),
+        asked=lambda c: c.cond is not None and _why_missing(c, "classifier") is None),
+    # encode + decode can be slow (ODE, DDIM inversion): at most 200 examples
+    MetricSpec(("reconstruction_rmse",), lambda c: ({"reconstruction_rmse": reconstruction_rmse(
+        c.model, c.held.x[:200])}, {}), requires=_latent),
+)
+
+
+def _row(ctx: Context, spec: MetricSpec) -> Figures:
+    """One row's figures, or `NotSupported`: a requirement or input is missing, or it refuses."""
+    spec.requires(ctx.model)
+    for need in spec.needs:
+        why = _why_missing(ctx, need)
+        if why:
+            raise NotSupported(why)
+    t0 = time.perf_counter()
+    try:
+        return spec.compute(ctx)
+    finally:
+        ctx.seconds["/".join(spec.names)] = time.perf_counter() - t0
 
 
 def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings: EvalSettings | None = None,
-             data_name: str | None = None, verbose: bool = False,
-             keep: dict[str, Tensor] | None = None) -> dict[str, Any]:
-    """Every metric ``model`` supports on the held-out ``test`` set, against ``train``.
+             data_name: str | None = None, verbose: bool = False, keep: dict[str, Tensor] | None = None,
+             classifier_cache: str | Path | None = DEFAULT_CACHE) -> dict[str, Any]:
+    """Every metric ``model`` supports on the held-out ``test`` set, against ``train``: the rows
+    of `METRICS`.
 
     Args:
         model: a trained model of any family (eval mode).
@@ -147,175 +315,58 @@ def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings:
         settings: `EvalSettings`.
         data_name: the data set's name (names the cached feature classifier).
         keep: if given, receives the generated samples under ``"samples"`` (for figures).
+        classifier_cache: folder that keeps the feature classifier (see `classifier_cache_dir`):
+            ``~/.cache/genlab`` (or ``$GENLAB_CACHE``) by default; None: no files read or written.
     Returns:
         JSON-able dict: family, density, capabilities, parameters, ``metrics`` (each figure with
         stderr and n), ``floor`` (held-out data under the same sample metrics), ``features``,
         ``not_computed`` {metric: reason}, ``seconds``.
+    Raises:
+        Whatever a metric raises other than `NotSupported` (a bug is not a "not computed" line).
     """
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
+    model.eval()
+    s, name = settings or EvalSettings(), data_name or test.name
+    g = torch.Generator().manual_seed(s.seed)
+    held = test.subset(torch.randperm(len(test), generator=g)[:min(s.max_examples, len(test))])
+    ref = train.subset(torch.randperm(len(train), generator=g)[:min(s.max_reference, len(train))])
+    ctx = Context(model, train, test, s, name, classifier_cache, verbose, keep, held, ref,
+                  held.y if takes_labels(model) and held.y is not None else None)
+    metrics, floor, not_computed = {}, {}, {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small operations: a second thread costs more in synchronisation than
     try:  # it gains, and on a busy machine much more (the classifier trained 6x faster on one)
         with threadpool_limits(1):  # numpy's BLAS too (the Fréchet distance's eigen-decompositions)
-            return _evaluate(model, train, test, settings or EvalSettings(), data_name, verbose, keep)
+            for spec in METRICS:
+                if not spec.asked(ctx):
+                    continue
+                try:
+                    figures, floors = _row(ctx, spec)
+                except NotSupported as e:
+                    not_computed.update(dict.fromkeys(spec.names, str(e)))
+                    if spec.provides:
+                        ctx.missing[spec.provides] = f"no {spec.provides}: {e}"
+                    continue
+                metrics.update(figures)
+                floor.update(floors)
     finally:
         torch.set_num_threads(threads)
-
-
-def _evaluate(model: GenerativeModel, train: Dataset, test: Dataset, s: EvalSettings, data_name: str | None,
-              verbose: bool, keep: dict[str, Tensor] | None) -> dict[str, Any]:
-    model.eval()
-    rec = _Recorder()
-    name = data_name or test.name
     res: dict[str, Any] = {"family": model.name, "data": name, "density": model.density.value,
                            "capabilities": capabilities(model), "parameters": parameters(model),
                            "n_train": len(train), "n_test": len(test), "settings": asdict(s)}
-
-    def likelihood() -> None:
-        # the unconditional density, comparable across families; log p(x | y) of conditional
-        # models is reported beside it, never in its place
-        if model.density is Density.UNNORMALIZED and isinstance(model, Partition):
-            return normalized_energy()
-        e = nll(model, test.x)
-        rec.metrics["nll_nats"] = e.to_dict()
-        rec.metrics["bits_per_dim"] = bits_per_dim(e, model.spec.dim).to_dict()
-        bound = model.density is Density.BOUND or model.pre.lower_bound
-        rec.metrics["nll_is"] = "upper bound" if bound else "exact"
-        if takes_labels(model) and test.y is not None:
-            rec.metrics["nll_given_label_nats"] = nll(model, test.x, condition=test.y).to_dict()
-
-    def normalized_energy() -> None:  # log p = -E - log Z, with Z enumerated, integrated or AIS-estimated
-        method = model.partition_method()
-        if method == "ais" and s.ais_steps <= 0:
-            raise NotSupported(f"{model.name}: log Z needs annealed importance sampling here; pass --ais-steps N "
-                               "(e.g. 1000)")
-        log_z, how = model.log_partition(steps=s.ais_steps if method == "ais" else None,
-                                         generator=torch.Generator().manual_seed(s.seed))
-        lp, _ = model.log_prob_estimate(test.x, log_z=log_z)
-        if not torch.isfinite(lp).all():  # an ebm puts no mass outside its box: the NLL is then infinite
-            rec.metrics["examples_outside_support"] = int((~torch.isfinite(lp)).sum())
-        e = mean_se(-lp)
-        rec.metrics["nll_nats"] = e.to_dict()
-        rec.metrics["bits_per_dim"] = bits_per_dim(e, model.spec.dim).to_dict()
-        rec.metrics["nll_is"] = {"exact": "exact", "quadrature": "exact up to quadrature error",
-                                 "ais": "estimate (AIS log Z is low in expectation: optimistic)"}[how]
-        rec.metrics["log_partition"] = {**log_z.to_dict(), "method": how}
-    rec.run(["nll"], likelihood)  # nll_nats and bits_per_dim
-
-    def annealed() -> None:  # a tighter (stochastic lower) bound on log p(x) than the ELBO / IWAE
-        ais_check(model)
-        lp = ais_log_prob(model, test.x[:s.ais_examples], steps=s.ais_steps, leapfrog=5,
-                          generator=torch.Generator().manual_seed(s.seed))
-        e = mean_se(-lp)
-        rec.metrics["ais_nll_nats"] = e.to_dict()
-        rec.metrics["ais_bits_per_dim"] = bits_per_dim(e, model.spec.dim).to_dict()
-    if s.ais_steps > 0 and not isinstance(model, Partition):  # energy models spend their AIS on log Z (nll)
-        rec.run(["ais"], annealed)
-
-    g = torch.Generator().manual_seed(s.seed)
-    n = min(s.n, len(test))
-    held = test.subset(torch.randperm(len(test), generator=g)[:n])
-    ref = train.subset(torch.randperm(len(train), generator=g)[:min(s.n_ref, len(train))])
-    cond = held.y if takes_labels(model) and held.y is not None else None
-    gen: dict[str, Tensor] = {}
-
-    def sampling() -> None:
-        x, speed = timed_samples(model, n, condition=cond, seed=s.seed, max_seconds=s.max_sample_seconds)
-        gen["x"] = x
-        if keep is not None:
-            keep["samples"] = x
-        rec.metrics["sampling_speed"] = speed
-    rec.run(["sampling_speed"], sampling)
-
-    sample_metrics = ["mmd", "precision", "recall", "density", "coverage", "classifier_fid", "memorization"]
-    if "x" not in gen:
-        why = f"no samples: {rec.not_computed['sampling_speed']}"
-        rec.not_computed.update({m: why for m in sample_metrics})
-    else:
-        x_gen = gen["x"]
-        m = len(x_gen)
-        held_m = held.subset(torch.arange(m))  # the floor uses as many held-out as generated examples
-        feats = _features(model, train, test, ref, held_m, x_gen, s, name, rec, res, verbose)
-        f_ref, f_held, f_gen = feats
-
-        def two_sample() -> None:
-            rec.metrics["mmd"], rec.floor["mmd"] = (mmd(f_ref, f).to_dict() for f in (f_gen, f_held))
-        rec.run(["mmd"], two_sample)
-
-        def pr() -> None:
-            for out, f in ((rec.metrics, f_gen), (rec.floor, f_held)):
-                p, r = precision_recall(f_ref, f, k=s.k_pr)
-                d, c = density_coverage(f_ref, f, k=s.k_dc)
-                out.update(precision=p.to_dict(), recall=r.to_dict(), density=d.to_dict(), coverage=c.to_dict())
-        rec.run(["precision", "recall", "density", "coverage"], pr)
-
-        def frechet() -> None:
-            if res["features"]["kind"] != "classifier":
-                raise NotSupported(f"classifier-FID needs classifier features: {res['features']['why']}")
-            rec.floor["classifier_fid"] = fid(f_ref, f_held, min_examples=s.fid_min_examples, seed=s.seed).to_dict()
-            rec.metrics["classifier_fid"] = fid(f_ref, f_gen, min_examples=s.fid_min_examples, seed=s.seed).to_dict()
-        rec.run(["classifier_fid"], frechet)
-
-        def memo() -> None:
-            mem = memorization(x_gen, train.x, held_m.x, seed=s.seed)
-            rec.metrics["memorization"] = mem.to_dict()
-        rec.run(["memorization"], memo)
-
-        if "classifier" in res["features"] and cond is not None:
-            def cond_acc() -> None:
-                clf = res.pop("_clf")
-                hits = (clf(x_gen.float()).argmax(1) == cond[:m]).double()
-                rec.metrics["conditional_accuracy"] = {"value": float(hits.mean()), "stderr": float(
-                    hits.std() / math.sqrt(m)), "n": m, "floor_is": "the classifier's held-out accuracy"}
-            rec.run(["conditional_accuracy"], cond_acc)
-    res.pop("_clf", None)
-
-    if isinstance(model, Latent):
-        def recon() -> None:
-            x = held.x[:min(len(held), 200)]  # encode + decode can be slow (ODE, DDIM inversion)
-            xr = model.decode(model.encode(x)).cpu().reshape(x.shape)
-            err = (xr.double() - x.double()).reshape(len(x), -1).square().mean(1)
-            rmse = float(err.mean().sqrt())  # standard error by the delta method: se(mse) / (2 rmse)
-            se = float(err.std() / math.sqrt(len(x))) / (2 * rmse) if rmse > 0 else 0.0
-            rec.metrics["reconstruction_rmse"] = {"value": rmse, "stderr": se, "n": len(x),
-                "units": "data units (root mean squared error per value)"}
-        rec.run(["reconstruction_rmse"], recon)
-    else:
-        rec.not_computed["reconstruction_rmse"] = f"{model.name} has no latent space (not a Latent family)"
-    res.update(metrics=rec.metrics, floor=rec.floor, not_computed=rec.not_computed, seconds=rec.seconds)
+    if ctx.feature_info is not None:
+        res["features"] = ctx.feature_info
+    res.update(metrics=metrics, floor=floor, not_computed=not_computed, seconds=ctx.seconds)
     return res
 
 
-def _features(model, train, test, ref, held, x_gen, s, name, rec, res, verbose):
-    """Feature vectors of reference, held-out and generated examples: classifier features when the
-    data have labels (and ``s.classifier``), else the flattened examples standardized on ``train``."""
-    t0 = time.perf_counter()
-    why = None
-    if s.classifier and train.y is not None and model.spec.num_classes:
-        try:
-            clf, info = get_classifier(train.x, train.y, train.spec, name=name, x_val=test.x, y_val=test.y,
-                                       seed=s.seed, verbose=verbose)
-            res["features"] = {"kind": "classifier", "classifier": {k: v for k, v in info.items() if k != "sha256"}}
-            res["_clf"] = clf
-            out = tuple(classifier_features(clf, t) for t in (ref.x, held.x, x_gen))
-            rec.seconds["features"] = time.perf_counter() - t0
-            return out
-        except ERRORS as e:
-            why = str(e)
-    why = why or ("the data set has no class labels" if train.y is None else "classifier features switched off")
-    flat = train.x.reshape(len(train), -1).double()
-    mu, sd = flat.mean(0), flat.std(0).clamp_min(1e-8)
-    res["features"] = {"kind": "standardized examples", "why": why}
-    rec.seconds["features"] = time.perf_counter() - t0
-    return tuple((t.reshape(len(t), -1).double() - mu) / sd for t in (ref.x, held.x, x_gen))
-
-
 def evaluate_run(run: str | Path, *, data: str | None = None, split: str = "test",
-                 settings: EvalSettings | None = None, verbose: bool = False) -> dict[str, Any]:
+                 settings: EvalSettings | None = None, verbose: bool = False,
+                 classifier_cache: str | Path | None = DEFAULT_CACHE) -> dict[str, Any]:
     """`evaluate` a run directory on its own ``split`` (or on the data set ``data``, which must
-    have the run's spec), against its training split; writes ``RUN/eval.json``."""
-    from . import io
+    have the run's spec), against its training split; writes ``RUN/eval.json``. ``classifier_cache``:
+    see `evaluate`."""
     from .data import load_dataset
     from .runs import load_splits
 
@@ -334,7 +385,8 @@ def evaluate_run(run: str | Path, *, data: str | None = None, split: str = "test
             raise ValueError(f"split must be train, val or test, got {split!r}")
         test = getattr(splits, split)
         where = f"{cfg['data']['name']} ({split} split)"
-    result = evaluate(model, splits.train, test, settings=settings, data_name=cfg["data"]["name"], verbose=verbose)
+    result = evaluate(model, splits.train, test, settings=settings, data_name=cfg["data"]["name"], verbose=verbose,
+                      classifier_cache=classifier_cache)
     result["data"] = where
     result["n"] = len(test)  # the likelihood figures also at the top level, as in earlier eval.json files
     result.update({k: result["metrics"][k] for k in ("nll_nats", "bits_per_dim", "nll_is") if k in result["metrics"]})

@@ -24,9 +24,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from . import settings
 from .data.spec import DataSpec
 from .protocol import GenerativeModel
-from .registry import get_family, make_config
+from .registry import get_family, make
 
 FORMAT = "genlab-run/1"
 
@@ -123,15 +124,18 @@ def save(model: GenerativeModel, run_dir: str | Path, **extra: Any) -> Path:
     return run_dir
 
 
-def build(cfg: dict[str, Any]) -> GenerativeModel:
-    """Construct (untrained) the model described by a config.json dictionary."""
+def build(cfg: dict[str, Any], seed: int | None = None) -> GenerativeModel:
+    """Construct (untrained) the model described by a config.json dictionary, with `genlab.make`
+    (``seed``: of the initial weights). Settings renamed since the run was saved are read under
+    their new names."""
     if cfg.get("format") != FORMAT:
         raise CorruptFile(f"config.json has format {cfg.get('format')!r}, expected {FORMAT!r}: "
                           "not a genlab run, or made by an incompatible version")
     try:
         cls = get_family(cfg["family"])
         spec = DataSpec.from_dict(cfg["spec"])
-        return cls(spec, make_config(cls, cfg["config"]))
+        # old setting names first: a saved "seed" must not be taken for make's own seed argument
+        return make(cfg["family"], spec, seed=seed, **settings.upgrade(cls.Config, cfg["config"], cls.name))
     except (KeyError, TypeError) as e:
         raise CorruptFile(f"config.json is missing or has a malformed entry ({e}); restore it") from None
 

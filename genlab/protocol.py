@@ -1,13 +1,13 @@
 """The protocol every genlab model implements (see DESIGN.md).
 
 A model is an ``nn.Module`` built from a `DataSpec` and a config dataclass. Public methods
-(`log_prob`, `sample`, ...) validate their input and move between data space and the model
-space of the model's `Preprocess`; private ones (`_log_prob`, `_sample`) do the maths in model
-space. Optional capabilities are mixins checked with ``isinstance``.
+(`log_prob`, `sample`, ...) validate their input and move between data space and the model space
+of its `Preprocess`; private ones (`_log_prob`, `_sample`) do the maths in model space. Optional
+capabilities are mixins checked with ``isinstance``; a class that declares one honours it on every
+instance, and class-level values (``density``, ``sampling``, ``data_kinds``) describe every instance.
 """
 from __future__ import annotations
 
-import math
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import settings
 from .data.preprocess import Preprocess, default_preprocess
-from .data.spec import DataSpec
+from .data.spec import DataSpec, Kind
+from .data.validate import check_input, check_labels  # noqa: F401  (check_input re-exported)
 
 
 class NotSupported(NotImplementedError):
@@ -26,7 +28,8 @@ class NotSupported(NotImplementedError):
 
 
 class Density(str, Enum):
-    """What ``log_prob`` returns."""
+    """What ``log_prob`` returns. The density is that of the model space; dequantized discrete
+    data (uniform or variational) make the data-space figure a bound: ``model.pre.lower_bound``."""
 
     EXACT = "exact"  # log p(x)
     BOUND = "bound"  # a lower bound on log p(x) (ELBO, variational bound)
@@ -36,7 +39,7 @@ class Density(str, Enum):
 
 @dataclass
 class Estimate:
-    """A mean over examples (or an estimate such as log Z) with its standard error and the number of examples used."""
+    """A mean over examples (or an estimate such as log Z), its standard error and the examples used."""
 
     value: float
     stderr: float
@@ -51,13 +54,8 @@ class Estimate:
 
 @dataclass
 class Batch:
-    """What an objective sees: data-space examples, labels, and the randomness to use.
-
-    Attributes:
-        x: (batch, *event_shape) examples in data space.
-        y: (batch,) int64 labels or None.
-        generator: the source of every random draw in the step (dequantization, noise).
-    """
+    """What an objective sees: data-space examples ``x`` (batch, *event_shape), labels ``y``
+    ((batch,) int64 or None) and ``generator``, the source of every random draw in the step."""
 
     x: Tensor
     y: Tensor | None = None
@@ -66,8 +64,7 @@ class Batch:
 
 @dataclass
 class Loss:
-    """An objective's result: the scalar to minimise, figures to log, and whether a
-    closed-form fit is finished (``done``)."""
+    """An objective's result: the scalar to minimise, figures to log, whether a fit is ``done``."""
 
     value: Tensor
     logs: dict[str, float] = field(default_factory=dict)
@@ -76,18 +73,11 @@ class Loss:
 
 @dataclass
 class Objective:
-    """One thing the trainer optimizes, with its own optimizer.
-
-    Attributes:
-        name: shown in logs (``"nll"``, ``"critic"``, ``"generator"``, ``"em"``).
-        parameters: what its optimizer updates; empty for closed-form / EM updates that the
-            loss function applies itself (then nothing is back-propagated).
-        loss: ``loss(batch) -> Loss``.
-        every: step this objective on every ``every``-th trainer step (GAN ``n_critic``).
-        full_batch: call once per epoch with the whole training set (EM, closed forms).
-        lr: learning rate for this objective; ``None`` takes the trainer's.
-        betas: Adam betas for this objective; ``None`` takes the trainer's.
-    """
+    """One thing the trainer optimizes, with its own optimizer: ``name`` (in logs), ``parameters``
+    (what its optimizer updates; empty for closed-form / EM updates that ``loss`` applies itself),
+    ``loss(batch) -> Loss``, stepped on every ``every``-th trainer step (GAN ``n_critic``), once
+    per epoch on the whole training set if ``full_batch``; ``lr`` / ``betas`` (Adam) override the
+    trainer's unless None."""
 
     name: str
     parameters: list[nn.Parameter]
@@ -99,16 +89,13 @@ class Objective:
 
 
 class GenerativeModel(nn.Module):
-    """Base class of every family.
-
-    Subclasses set ``Config`` (a dataclass) and ``density``, implement `objectives`, `_sample`
-    and (for EXACT / BOUND densities) `_log_prob`, and are registered with ``@register``.
-
-    Class attributes for the capability table (``genlab list``): ``sampling`` and ``training``.
-    """
+    """Base class of every family: subclasses set ``Config`` (a dataclass) and ``density``,
+    implement `objectives`, `_sample` and (EXACT / BOUND) `_log_prob`, and register with
+    ``@register``. ``genlab list`` shows ``sampling``, ``training`` and ``data_kinds``."""
 
     Config: ClassVar[type]
     density: ClassVar[Density] = Density.NONE
+    data_kinds: ClassVar[frozenset[Kind]] = frozenset(Kind)  # what __init__ accepts (check_kind)
     sampling: ClassVar[str] = "fast"
     training: ClassVar[str] = "MLE"
     default_epochs: ClassVar[int] = 50
@@ -116,6 +103,8 @@ class GenerativeModel(nn.Module):
     name: ClassVar[str] = ""
 
     def __init__(self, spec: DataSpec, config: Any):
+        check_kind(type(self), spec)
+        settings.validate(config, self.name)  # Literal choices, however the config was built
         super().__init__()
         self.spec = spec
         self.config = config
@@ -127,12 +116,9 @@ class GenerativeModel(nn.Module):
         return default_preprocess(spec)
 
     def setup(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None) -> None:
-        """Data-dependent initialisation before training (statistics, k-means, stored points).
-
-        Args:
-            x: (n, *event_shape) training examples in data space; y: their labels.
-            x_val: validation examples, for models that choose settings on them (KDE).
-        """
+        """Data-dependent initialisation before training (statistics, k-means, stored points) from
+        data-space examples ``x`` (n, *event_shape), labels ``y`` and validation examples ``x_val``
+        (for models that choose settings on them: KDE)."""
         self.pre.fit(self.check_input(x))
 
     def objectives(self) -> list[Objective]:
@@ -141,23 +127,21 @@ class GenerativeModel(nn.Module):
     # -- public API: validate, then compute in model space -------------------------------------
     def log_prob(self, x: Tensor | np.ndarray, *, condition: Tensor | None = None,
                  generator: torch.Generator | None = None) -> Tensor:
-        """log p(x) per example in nats, in data space (a lower bound for BOUND densities and
-        for dequantized discrete data).
+        """log p(x) per example in nats, in data space: (batch,) (a lower bound for BOUND densities
+        and for dequantized discrete data).
 
         Args:
             x: (batch, *event_shape) or (batch, dim) examples in data space.
             condition: (batch,) class labels for `Conditional` models.
             generator: randomness for dequantization / Monte-Carlo bounds; ``None`` uses a
                 fixed seed so that scores are reproducible.
-        Returns:
-            (batch,) log-probabilities.
         """
         if self.density in (Density.NONE, Density.UNNORMALIZED):
             raise NotSupported(f"{self.name}: density is {self.density.value}; "
                                f"log_prob is not defined for this family")
         x = self.check_input(x)
         condition = self._check_condition(condition, len(x))
-        generator = generator if generator is not None else _fixed_generator(x.device)
+        generator = generator if generator is not None else torch.Generator(x.device).manual_seed(0)
         z, logdet = self.pre(x, generator)
         return self._log_prob(z, condition=condition, generator=generator) + logdet
 
@@ -173,8 +157,7 @@ class GenerativeModel(nn.Module):
 
     def nll_loss(self, batch: Batch) -> Loss:
         """Mean negative log-likelihood (nats, data space) of a batch: the MLE objective."""
-        x = batch.x
-        z, logdet = self.pre(x, batch.generator)
+        z, logdet = self.pre(batch.x, batch.generator)
         cond = batch.y if takes_labels(self) else None
         nll = -(self._log_prob(z, condition=cond, generator=batch.generator) + logdet).mean()
         return Loss(nll)
@@ -211,71 +194,74 @@ class GenerativeModel(nn.Module):
         return torch.zeros(())
 
     def _check_condition(self, condition: Tensor | None, n: int) -> Tensor | None:
-        if condition is None:
-            return None
-        if not isinstance(self, Conditional):
+        if condition is not None and not isinstance(self, Conditional):
             raise NotSupported(f"{self.name}: this family is not conditional; drop condition=")
-        condition = torch.as_tensor(condition, dtype=torch.long, device=self._some_tensor().device)
-        if condition.ndim == 0:
-            condition = condition.expand(n)
-        if condition.shape != (n,):
-            raise ValueError(f"condition must have shape ({n},), got {tuple(condition.shape)}")
-        k = self.spec.num_classes
-        if k is not None and (condition.min() < 0 or condition.max() >= k):
-            raise ValueError(f"condition labels must lie in 0..{k - 1}")
-        return condition
+        return check_labels(condition, n, self.spec, self._some_tensor().device)
 
 
-def check_input(x: Tensor | np.ndarray, spec: DataSpec, like: Tensor | None = None) -> Tensor:
-    """Validate examples against a spec: shape, dtype, finite values, discrete levels."""
-    if isinstance(x, np.ndarray):
-        if x.dtype == object or x.dtype.kind in "USO":
-            raise ValueError(f"expected numeric data, got an array of dtype {x.dtype}; "
-                             "convert strings to numbers first")
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if not isinstance(x, Tensor):
-        raise TypeError(f"expected a torch.Tensor or numpy array, got {type(x).__name__}")
-    if x.is_complex():
-        raise ValueError("expected real-valued data, got complex numbers")
-    dtype = like.dtype if like is not None and like.is_floating_point() else torch.float32
-    device = like.device if like is not None else x.device
-    x = x.to(device=device, dtype=dtype)
-    shape = tuple(spec.event_shape)
-    if x.ndim == 0:
-        raise ValueError(f"expected a batch of shape (batch, {', '.join(map(str, shape))}), got a scalar")
-    if tuple(x.shape[1:]) != shape:
-        if x[0].numel() == spec.dim and x.ndim >= 2:
-            x = x.reshape(len(x), *shape)
-        else:
-            raise ValueError(f"expected shape (batch, {', '.join(map(str, shape))}) or (batch, {spec.dim}), "
-                             f"got {tuple(x.shape)}; this model was built for {spec.dim} values per example")
-    if len(x) == 0:
-        raise ValueError("got an empty batch (0 examples)")
-    lo, hi = (float(v) for v in torch.aminmax(x))  # one pass: NaN and +-Inf show in the extremes
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        rows = (~torch.isfinite(x)).reshape(len(x), -1).any(1).nonzero().flatten()
-        raise ValueError(f"data contain NaN or Inf in {len(rows)} example(s), first at row {int(rows[0])}; "
-                         "drop or impute them first (genlab impute fills missing values)")
-    if spec.is_discrete:
-        if lo < 0 or hi > spec.levels - 1 or not torch.equal(x, torch.round(x)):
-            raise ValueError(f"{spec.kind.value} data must hold integers 0..{spec.levels - 1}; "
-                             f"got values in [{lo:g}, {hi:g}]")
-    return x
+def check_kind(cls: type, spec: DataSpec) -> None:
+    """Unless ``cls`` models ``spec.kind``, raise `NotSupported` naming the (registered) families that do."""
+    if spec.kind not in cls.data_kinds:
+        ok = ", ".join(k.value for k in Kind if k in cls.data_kinds)
+        others = ", ".join(sorted(n for n, c in _REGISTRY.items() if spec.kind in c.data_kinds)) or "none"
+        raise NotSupported(f"{cls.name or cls.__name__} does not model {spec.kind.value} data; it models {ok} "
+                           f"data. Families for {spec.kind.value} data: {others}")
 
 
-def _fixed_generator(device: torch.device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(0)
-
-
-class Latent:
-    """Mixin: a latent space with ``encode(x) -> codes`` and ``decode(codes) -> x`` (data space)."""
+class Decoder:
+    """Mixin: codes (``latent_dim`` values) decode to data space, ``decode(codes) -> x`` (a GAN)."""
 
     latent_dim: int
+
+    def decode(self, codes: Tensor) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Latent(Decoder):
+    """Mixin: a `Decoder` with an encoder, ``encode(x) -> codes`` (data space in)."""
 
     def encode(self, x: Tensor) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def decode(self, codes: Tensor) -> Tensor:  # pragma: no cover - interface
+
+class LatentVariable:
+    """Mixin: ``p(x) = E_{p(c)} p(x | c)`` with an amortized posterior ``q(c | x)``, as pieces in
+    model space, for what needs them (bits-back coding, AIS over codes, Metropolis-within-Gibbs):
+    ``latent``, the code distribution (`genlab.objectives.latents`: ``sample(params, k, g)``,
+    ``log_q(params, codes)``, ``log_prior(codes)``, ``kl``, ``prior_sample``, ``code_dim``);
+    ``encoder_params(z, labels)``: (batch, *event_shape) -> posterior parameters (batch, n_params);
+    ``decoder_output(codes, labels)``: (*lead, batch, code_dim) -> (*lead, batch, *event_shape),
+    the location of ``p(x | c)`` of kind ``likelihood`` (``gaussian``, ``bernoulli`` logits, or
+    ``logistic`` discretized to the levels on [-1, 1]; scales ``log_scale()``);
+    ``decoder_log_lik(z, out)``: ``log p(z | c)``, (*lead, batch); ``labels(condition, n)``."""
+
+    latent: Any
+    likelihood: str
+
+    def encoder_params(self, z: Tensor, labels: Tensor | None = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def decoder_output(self, codes: Tensor, labels: Tensor | None = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def decoder_log_lik(self, z: Tensor, out: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def log_scale(self) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Bijective:
+    """Mixin: a bijection of model space onto a N(0, I) base space: ``forward_and_log_det(z,
+    condition=None) -> (u, log|det du/dz|: (batch,))``, ``inverse(u, condition=None) -> z`` (u as
+    many values as z); iterative inverses are exact to the family's tolerance, and a log-det is
+    exact unless the family documents an estimate (i-ResNet above 4 values per example)."""
+
+    def forward_and_log_det(self, z: Tensor, condition: Tensor | None = None
+                            ) -> tuple[Tensor, Tensor]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def inverse(self, u: Tensor, condition: Tensor | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -287,17 +273,10 @@ class Energy:
 
 
 class Partition(Energy):
-    """Mixin: an `Energy` model whose normalizer ``Z = ∫ exp(-E(x)) dx`` (a sum for discrete
-    states) can be computed or estimated, so that ``log p(x) = -E(x) - log Z`` is available even
-    though ``log_prob`` refuses (their density is ``UNNORMALIZED``: ``Z`` is not free).
-
-    ``log_partition(method="auto", steps=, chains=, generator=)`` returns ``(Estimate, method)``
-    (`genlab.metrics.likelihood.Estimate`: ``value = log Z`` and its standard error) with method
-    ``exact`` (enumeration), ``quadrature`` (a grid over a bounded support, low dimension) or
-    ``ais`` (annealed importance sampling: ``Ẑ`` unbiased, so ``log Ẑ`` is low in expectation
-    and a log-likelihood computed with it is *optimistic*). ``partition_method()`` says which
-    one ``auto`` picks, so callers can skip an expensive estimate.
-    """
+    """Mixin: an `Energy` model (density ``UNNORMALIZED``) with ``log_partition(method="auto", steps=,
+    chains=, generator=) -> (Estimate of log Z, method)``: ``exact`` (enumeration), ``quadrature``
+    (low-dimensional box) or ``ais`` (``log Ẑ`` low in expectation: a log-likelihood computed with
+    it is *optimistic*); ``partition_method()`` says which one ``auto`` picks."""
 
     def partition_method(self) -> str:  # pragma: no cover - interface
         raise NotImplementedError
@@ -308,8 +287,8 @@ class Partition(Energy):
 
     @torch.no_grad()
     def log_prob_estimate(self, x: Tensor, log_z: Any = None, **kw: Any) -> tuple[Tensor, str]:
-        """``-energy(x) - log Z`` per example (float64, nats, data space) and how ``log Z`` was
-        obtained; ``log_z`` reuses an earlier `log_partition` value (one per model, not per batch)."""
+        """``-energy(x) - log Z`` (float64, nats, data space) and how ``log Z`` was obtained (an
+        earlier `log_partition` value ``log_z`` is reused)."""
         method = "given"
         if log_z is None:
             log_z, method = self.log_partition(**kw)
@@ -317,20 +296,16 @@ class Partition(Energy):
 
 
 class Conditional:
-    """Mixin: ``condition=`` class labels are honoured by ``sample`` and ``log_prob``.
-
-    A family can be conditional while one of its instances is not (built without labels, e.g.
-    ``vae --conditional false``): ``conditioned`` then says False and labels are not passed to it.
-    """
+    """Mixin: ``condition=`` labels are honoured by ``sample`` and ``log_prob`` (``conditioned`` is
+    False for an instance built without labels: ``vae --conditional false``)."""
 
     @property
     def conditioned(self) -> bool:
-        """True when this instance takes labels (``condition=``)."""
         return True
 
 
 def takes_labels(model: object) -> bool:
-    """Whether ``model`` should be given labels: a `Conditional` family built with them."""
+    """Whether ``model`` takes labels: a `Conditional` family built with them."""
     return isinstance(model, Conditional) and model.conditioned
 
 
@@ -338,16 +313,28 @@ class Autoregressive:
     """Mixin: an exact density in known orders, ``p(z) = (1/K) sum_k prod_i p_k(z_{o_ki} | z_{o_k,<i})``
     (``K = 1`` except for order-agnostic ensembles), every conditional a distribution of the
     model's output ``head`` (``head.sample(params, generator, temperature)``,
-    ``head.log_prob(z, params)``) over per-entry parameters. Tasks that need the chain rule
-    entry by entry (ancestral imputation, entropy coding) use this, never the family's name."""
+    ``head.log_prob(z, params)``) over per-entry parameters; ``ar_orders()`` (K, D) int64:
+    ``orders[k, i]`` is the flattened entry drawn i-th under ordering ``k``."""
 
     def ar_orders(self) -> Tensor:  # pragma: no cover - interface
-        """(K, D) int64: ``orders[k, i]`` is the flattened entry drawn i-th under ordering ``k``."""
         raise NotImplementedError
 
     def entry_params(self, z: Tensor, k: int = 0) -> Tensor:  # pragma: no cover - interface
         """Parameters of every ``p_k(z_d | entries before d in ordering k)``: z (batch, D)
         flattened model space -> (batch, D, n_params); row ``d`` reads only the earlier entries."""
+        raise NotImplementedError
+
+
+class DiscreteChainRule:
+    """Mixin: exact probabilities of discrete data (levels) in a known order, ``P(x) = prod_i
+    P(x_{o_i} | x_{o_<i})`` (a Bayesian network's CPT rows), for entropy coding entry by entry:
+    ``chain_order()`` lists the flattened entries so that each conditional reads only earlier ones;
+    ``chain_conditional(partial, d)``: (n, D) int64 levels -> ``P(x_d = k | earlier)``, (n, levels)."""
+
+    def chain_order(self) -> list[int]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def chain_conditional(self, partial: np.ndarray, d: int) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -363,10 +350,10 @@ class Diffusion:
 
 class GaussianMixtureForm:
     """Mixin: the model-space density is a mixture of full-covariance Gaussians over the flattened
-    example, so conditionals (imputation) are closed form."""
+    example, so conditionals (imputation) are closed form: ``mixture()`` gives (log weights (K,),
+    means (K, D), scale_tril (K, D, D)) in model space."""
 
     def mixture(self) -> tuple[Tensor, Tensor, Tensor]:  # pragma: no cover - interface
-        """(log weights (K,), means (K, D), scale_tril (K, D, D)) in model space."""
         raise NotImplementedError
 
 
@@ -376,6 +363,16 @@ class Imputer:
 
     def impute(self, x: Tensor, missing: Tensor, method: str = "mode",
                generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Translator:
+    """Mixin: ``translate(inputs, direction=None)`` maps data-space images (n, C, H, W) to images of
+    the model's spec; ``directions`` names the ways it can translate (the first is the default)."""
+
+    directions: tuple[str, ...] = ("forward",)
+
+    def translate(self, inputs: Tensor, direction: str | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -391,8 +388,8 @@ def register(name: str):
             raise ValueError(f"family {name!r} is registered twice")
         if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
             raise TypeError(f"{cls.__name__}.Config must be a dataclass")
-        if not isinstance(cls.density, Density):
-            raise TypeError(f"{cls.__name__}.density must be a Density")
+        if not isinstance(cls.density, Density) or not cls.data_kinds <= set(Kind):
+            raise TypeError(f"{cls.__name__}: density must be a Density and data_kinds a set of Kind")
         cls.name = name
         _REGISTRY[name] = cls
         return cls

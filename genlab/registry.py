@@ -6,12 +6,14 @@ here); this module sits above ``models/`` and imports it to find every family.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from typing import Any
 
+import torch
+
+from . import settings
 from .data.spec import DataSpec
 from .protocol import _REGISTRY, GenerativeModel, register  # noqa: F401  (register re-exported)
+
 
 def _load_models() -> None:
     from . import models  # noqa: F401  (importing registers every family)
@@ -34,63 +36,32 @@ def get_family(name: str) -> type[GenerativeModel]:
 
 def config_fields(cls: type[GenerativeModel]) -> list[tuple[dataclasses.Field, Any]]:
     """(field, resolved type) for each hyperparameter of a family's config."""
-    hints = typing.get_type_hints(cls.Config)
-    return [(f, hints[f.name]) for f in dataclasses.fields(cls.Config)]
+    types_ = settings.field_types(cls.Config)
+    return [(f, types_[f.name]) for f in dataclasses.fields(cls.Config) if f.name in types_]
 
 
 def make_config(cls: type[GenerativeModel], values: dict[str, Any]) -> Any:
-    """Build ``cls.Config`` from ``values``; strings (from the command line) are parsed by the
-    field's type. Unknown keys raise an error that lists the valid ones."""
-    fields = {f.name: t for f, t in config_fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"{cls.name}: unknown setting(s) {unknown}; valid settings: "
-                         f"{', '.join(fields) or '(none)'}")
-    parsed = {k: _coerce(v, fields[k], f"{cls.name}.{k}") for k, v in values.items()}
-    return cls.Config(**parsed)
+    """Build ``cls.Config`` from ``values`` with `genlab.settings.build`: renamed (old) keys are
+    read as their new names, strings (from the command line) are parsed by the field's type,
+    ``Literal`` choices are checked, and unknown keys raise an error that lists the valid ones."""
+    return settings.build(cls.Config, values, where=cls.name)
 
 
-def make(name: str, spec: DataSpec, **config: Any) -> GenerativeModel:
-    """Build the family ``name`` for data of ``spec`` with hyperparameters ``config``."""
-    cls = get_family(name)
-    return cls(spec, make_config(cls, config))
+def make(family: str, spec: DataSpec, seed: int | None = None, **config: Any) -> GenerativeModel:
+    """Build the family ``family`` for data of ``spec`` with hyperparameters ``config``: the one
+    constructor that runs, the Estimator and `genlab.load` use.
 
-
-def _coerce(value: Any, typ: Any, where: str) -> Any:
-    if not isinstance(value, str):
-        if isinstance(value, list) and typing.get_origin(typ) is tuple:
-            return tuple(value)
-        return value
-    origin, args = typing.get_origin(typ), typing.get_args(typ)
-    if origin in (typing.Union, types.UnionType):
-        if value.lower() in ("none", "null") and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, where)
-            except ValueError as e:
-                errors.append(str(e))
-        raise ValueError(f"{where}: cannot parse {value!r}: {'; '.join(errors)}")
-    if origin is tuple:
-        parts = [p for p in value.strip("()[] ").split(",") if p.strip()]
-        inner = args[0] if args else str
-        return tuple(_coerce(p.strip(), inner, where) for p in parts)
-    if origin is typing.Literal:
-        if value not in args:
-            raise ValueError(f"{where}: {value!r} is not one of {list(args)}")
-        return value
-    if typ is bool:
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{where}: expected true/false, got {value!r}")
-    if typ in (int, float, str):
-        try:
-            return typ(value)
-        except ValueError:
-            raise ValueError(f"{where}: expected {typ.__name__}, got {value!r}") from None
-    return value
+    Args:
+        family: a registered family (`families`).
+        spec: the data the model is for.
+        seed: seed of the initial weights: the same seed gives the same weights, and the global
+            random state is left as it was. None: draw them from the global random state.
+        **config: the family's settings (``genlab train FAMILY --help``); strings are parsed.
+    """
+    cls = get_family(family)
+    cfg = make_config(cls, config)
+    if seed is None:
+        return cls(spec, cfg)
+    with torch.random.fork_rng(devices=[]):  # CPU only: models are built on the CPU
+        torch.manual_seed(seed)
+        return cls(spec, cfg)

@@ -9,7 +9,7 @@ import torch
 
 import genlab
 from genlab.data import load_dataset
-from genlab.runs import build_model
+from genlab import make
 from genlab.train import TrainConfig, Trainer
 
 torch.set_num_threads(2)
@@ -37,8 +37,8 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "rbm": {"hidden": 8, "persistent": False, "sample_steps": 5, "ais_betas": 50, "ais_runs": 8},
     "mrf": {"sweeps": 2},
     "cgan": {"hidden": 32, "latent_dim": 4},
-    "pix2pix": {"base": 8, "bank": 16},
-    "cyclegan": {"base": 8, "n_b": 256},
+    "pix2pix": {"base": 8, "stored_images": 16},
+    "cyclegan": {"base": 8, "stored_images": 256},
     "pixelcnn": {"channels": 8, "n_layers": 2},
 }
 
@@ -62,7 +62,7 @@ def tiny_model(family: str, spec, seed: int = 0, **overrides):
     """The family's tiny model for ``spec``; a family that refuses this kind of data (raising
     `NotSupported` at construction, with its reason) skips the test instead of failing it."""
     try:
-        return build_model(family, spec, {**FAMILY_CONFIGS[family], **overrides}, seed)
+        return make(family, spec, seed=seed, **{**FAMILY_CONFIGS[family], **overrides})
     except genlab.NotSupported as e:
         pytest.skip(f"{family} does not support {spec.kind.value} {spec.event_shape}: {e}")
 

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 
 from genlab.data import load_dataset
-from genlab.runs import build_model
+from genlab import make
 from genlab.train import TrainConfig, Trainer
 from genlab.train.distributed import world
 
@@ -15,7 +15,7 @@ rank, size = world()
 out = Path(sys.argv[1])
 ds = load_dataset("moons", n=1024, seed=0)
 # a different initialisation per rank: the trainer must broadcast rank 0's weights
-model = build_model("realnvp", ds.spec, {"n_layers": 2, "hidden": 16}, seed=rank)
+model = make("realnvp", ds.spec, seed=rank, n_layers=2, hidden=16)
 flat0 = torch.cat([p.detach().flatten() for p in model.parameters()])
 gathered0 = [torch.zeros_like(flat0) for _ in range(size)]
 dist.all_gather(gathered0, flat0)

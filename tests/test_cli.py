@@ -86,3 +86,112 @@ def test_unknown_family_is_refused_by_the_parser(capsys):
         main(["train", "nosuchfamily"])
     assert e.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+# -- the parser is generated from the settings dataclasses ----------------------------------------
+def _train_parser_args(*argv):
+    from genlab.cli import build_parser
+    return build_parser().parse_args(["train", "gaussian", *map(str, argv)])
+
+
+def test_every_trainer_setting_has_a_flag_with_its_choices(capsys):
+    import dataclasses
+
+    from genlab import settings
+    from genlab.train import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "gaussian", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in out, f.name
+        choices, _ = settings.choices_of(settings.field_types(TrainConfig)[f.name])
+        if choices:
+            assert "{" + ",".join(map(str, choices)) + "}" in out, f.name
+
+
+def test_trainer_flags_parse_by_type_and_only_given_ones_are_set(capsys):
+    from genlab.cli.flags import dataclass_values
+    from genlab.train import TrainConfig
+
+    args = _train_parser_args("--grad-clip", "none", "--epochs", 3, "--lr", "0.5", "--no-progress", "--threads", 2)
+    given = dataclass_values(args, TrainConfig)
+    assert given == {"grad_clip": None, "epochs": 3, "lr": 0.5, "progress": False, "threads": 2}
+    cfg = TrainConfig(**given)
+    assert cfg.given == set(given) and cfg.grad_clip is None and isinstance(cfg.threads, int)
+    with pytest.raises(SystemExit) as e:
+        _train_parser_args("--amp", "bf17")
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "bf17" in err and "'bf16'" in err  # the choices, from the Literal type
+    with pytest.raises(SystemExit):
+        _train_parser_args("--epochs", "three")
+    assert "expected int" in capsys.readouterr().err
+
+
+def test_renamed_evaluation_settings_keep_their_old_flags():
+    import argparse
+
+    from genlab import settings
+    from genlab.cli.evaluate import add_commands, eval_settings
+    from genlab.evaluate import EvalSettings
+
+    renamed = settings.renamed_keys(EvalSettings)
+    if not renamed:
+        pytest.skip("no evaluation setting has been renamed")
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    for old, new in renamed.items():
+        flag = "--" + ("eval-" if old == "n" else "") + old.replace("_", "-")
+        typ = type(getattr(EvalSettings(), new))
+        value = "7" if typ is int else "0.5"
+        s_old = eval_settings(parser.parse_args(["eval", "run", flag, value]))
+        s_new = eval_settings(parser.parse_args(["eval", "run", "--" + new.replace("_", "-"), value]))
+        assert getattr(s_old, new) == getattr(s_new, new) == typ(value)
+
+
+def test_compare_default_families_can_each_model_the_data():
+    from genlab import make
+    from genlab.compare import default_families
+    from genlab.data import load_dataset
+    from genlab.protocol import Translator
+
+    for name in ("moons", "digits"):
+        spec = load_dataset(name, n=64).spec
+        chosen = default_families(spec)
+        assert chosen, name
+        for fam in genlab.families():
+            cls = genlab.get_family(fam)
+            assert (fam in chosen) == (spec.kind in cls.data_kinds and not issubclass(cls, Translator))
+    iris = load_dataset("iris").spec  # continuous and labelled: a conditional-only family can model it
+    for fam in default_families(iris):  # a declared kind is one the family builds on
+        assert make(fam, iris).spec == iris
+
+
+def test_a_run_without_the_cli_has_no_figures_and_the_cli_draws_them(capsys, tmp_path):
+    from genlab.runs import train_run
+    from genlab.train import TrainConfig
+
+    train_run("gaussian", "moons", tmp_path / "lib", train=TrainConfig(progress=False), n=200)
+    assert not (tmp_path / "lib" / "samples.png").exists()  # runs.py sits below report/
+    code, _, err = run(capsys, "train", "vae", "--data", "moons", "--n", 256, "--epochs", 1, "--set", "hidden=8",
+                       "--out", tmp_path / "cli", "--no-progress")
+    assert code == 0, err
+    for png in ("samples.png", "loss.png"):
+        assert (tmp_path / "cli" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_print_eval_shows_each_metric_with_its_floor_and_what_is_missing(capsys):
+    from genlab.report import print_eval
+
+    result = {"family": "f", "data": "d", "density": "exact", "parameters": 1234,
+              "metrics": {"nll_is": "upper bound", "bits_per_dim": {"value": 2.5, "stderr": 0.01, "n": 10},
+                          "precision": {"value": 0.7, "stderr": None, "n": 5}},
+              "floor": {"precision": {"value": 0.9, "stderr": 0.02, "n": 5}},
+              "not_computed": {"classifier_fid": "too few examples"}}
+    print_eval(result)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "f on d (density exact, 1,234 parameters)"
+    assert lines[1] == "  bits_per_dim: 2.5 ± 0.01 bits/dim (n=10)"
+    assert lines[2] == "  precision: 0.7 ± nan (n=5)   [held-out data: 0.9 ± 0.02]"
+    assert lines[3] == "  not computed: classifier_fid: too few examples"

@@ -1,16 +1,30 @@
 """The conformance suite: every registered family, on vectors (moons) and images (digits)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 import genlab
-from genlab import Conditional, Density, Latent, NotSupported, io
-from genlab.protocol import Batch
+from genlab import Conditional, Density, Energy, Latent, NotSupported, io
+from genlab.protocol import Batch, Decoder, Translator
 
 from conftest import FAMILY_CONFIGS, fit_tiny, tiny_model
 
 CASES = [(f, d) for f in sorted(FAMILY_CONFIGS) for d in ("moons", "digits")]
+NORMALIZED = (Density.EXACT, Density.BOUND)
+
+
+def data_methods(model) -> dict:
+    """The methods of ``model`` that take a batch of data, chosen by its capabilities."""
+    methods = {}
+    if model.density in NORMALIZED:
+        methods["log_prob"] = model.log_prob
+    if isinstance(model, Energy):
+        methods["energy"] = model.energy
+    if isinstance(model, Latent):
+        methods["encode"] = model.encode
+    return methods
 
 
 def test_every_family_is_in_the_conformance_list():
@@ -36,15 +50,19 @@ def test_shapes_and_values(family, data, datasets, fitted):
     assert torch.isfinite(x).all()
     if ds.spec.is_discrete:
         assert (x == x.round()).all() and x.min() >= 0 and x.max() <= ds.spec.levels - 1
-    if model.density in (Density.EXACT, Density.BOUND):
-        lp = model.log_prob(ds.x[:11])
-        assert lp.shape == (11,) and torch.isfinite(lp).all()
+    for name, method in data_methods(model).items():
+        out = method(ds.x[:11])
+        assert out.shape[0] == 11 and torch.isfinite(out).all(), name
+        if name != "encode":
+            assert out.shape == (11,), name
         # flattened input is accepted too
-        torch.testing.assert_close(model.log_prob(ds.x[:11].reshape(11, -1)), lp)
-    if isinstance(model, Latent) and family != "gan":
-        z = model.encode(ds.x[:5])
-        assert z.shape[0] == 5
-        assert model.decode(z).shape == (5, *ds.spec.event_shape)
+        torch.testing.assert_close(method(ds.x[:11].reshape(11, -1)), out, msg=name)
+    if isinstance(model, Latent):
+        assert model.decode(model.encode(ds.x[:5])).shape == (5, *ds.spec.event_shape)
+    if isinstance(model, Decoder):
+        codes = torch.randn(5, model.latent_dim, generator=torch.Generator().manual_seed(2))
+        x = model.decode(codes)
+        assert x.shape == (5, *ds.spec.event_shape) and torch.isfinite(x).all()
 
 
 @pytest.mark.parametrize("family,data", CASES)
@@ -79,8 +97,9 @@ def test_save_load_round_trip(family, data, datasets, fitted, tmp_path):
     s1 = model.sample(9, generator=torch.Generator().manual_seed(5))
     s2 = back.sample(9, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(s1, s2, rtol=0, atol=0)
-    if model.density in (Density.EXACT, Density.BOUND):
-        torch.testing.assert_close(model.log_prob(ds.x[:20]), back.log_prob(ds.x[:20]), rtol=0, atol=0)
+    for name, method in data_methods(back).items():
+        torch.testing.assert_close(data_methods(model)[name](ds.x[:20]), method(ds.x[:20]), rtol=0, atol=0,
+                                   msg=name)
 
 
 @pytest.mark.parametrize("family,data", CASES)
@@ -95,32 +114,44 @@ def test_deterministic_under_a_seed(family, data, datasets):
 
 @pytest.mark.parametrize("family", sorted(FAMILY_CONFIGS))
 def test_not_supported_where_the_table_says(family, moons, fitted):
+    """What the capability table offers works; what it does not offer raises `NotSupported`
+    with the reason."""
     model = fitted(family, "moons")
-    if model.density in (Density.NONE, Density.UNNORMALIZED):
+    if model.density in NORMALIZED:
+        assert torch.isfinite(model.log_prob(moons.x[:4])).all()
+    else:
         with pytest.raises(NotSupported, match="density"):
             model.log_prob(moons.x[:4])
-    if not isinstance(model, Conditional):
+    if not isinstance(model, Conditional):  # conditional ones: test_conditional_families_follow_the_label
         with pytest.raises(NotSupported, match="not conditional"):
             model.sample(3, condition=torch.zeros(3, dtype=torch.long))
     est = genlab.Estimator(family, epochs=1, **FAMILY_CONFIGS[family]).fit(moons.x[:128].numpy())
-    if not isinstance(est.model_, Latent):
+    if isinstance(est.model_, Latent):
+        codes = est.transform(moons.x[:4].numpy())
+        assert codes.shape[0] == 4 and np.isfinite(codes).all()
+    else:
         with pytest.raises(NotSupported, match="latent"):
             est.transform(moons.x[:4].numpy())
 
 
-@pytest.mark.parametrize("family", sorted(FAMILY_CONFIGS))
-def test_bad_input_is_refused_with_a_clear_error(family, moons, fitted):
-    model = fitted(family, "moons")
-    if model.density not in (Density.EXACT, Density.BOUND):
-        return
-    with pytest.raises(ValueError, match="expected shape"):
-        model.log_prob(torch.zeros(4, 3))
-    bad = moons.x[:4].clone()
-    bad[2, 1] = float("nan")
-    with pytest.raises(ValueError, match="NaN or Inf in 1 example.*row 2"):
-        model.log_prob(bad)
-    with pytest.raises(ValueError, match="numeric"):
-        model.log_prob(moons.x[:4].numpy().astype(str))
+@pytest.mark.parametrize("family,data", CASES)
+def test_bad_input_is_refused_with_a_clear_error(family, data, datasets, fitted):
+    """Every method that takes data (by capability: log_prob, energy, encode) checks it."""
+    ds, model = datasets[data], fitted(family, data)
+    methods = data_methods(model)
+    if not methods:
+        what = ("images of another domain, through translate (tests/test_gans.py)" if isinstance(model, Translator)
+                else "none (it only samples)")
+        pytest.skip(f"{family} has no density, energy or encoder; the data it takes once trained: {what}")
+    bad = ds.x[:4].clone()
+    bad[2, 0] = float("nan")
+    for name, method in methods.items():
+        with pytest.raises(ValueError, match="expected shape"):
+            method(torch.zeros(4, 3))
+        with pytest.raises(ValueError, match="NaN or Inf in 1 example.*row 2"):
+            method(bad)
+        with pytest.raises(ValueError, match="numeric"):
+            method(ds.x[:4].numpy().astype(str))
 
 
 @pytest.mark.parametrize("family", sorted(FAMILY_CONFIGS))
@@ -135,6 +166,6 @@ def test_conditional_families_follow_the_label(family, digits, fitted):
     assert not torch.equal(a, b), "samples must depend on the label"
     with pytest.raises(ValueError, match="condition labels"):
         model.sample(2, condition=torch.tensor([0, 99]))
-    if model.density in (Density.EXACT, Density.BOUND):
+    if model.density in NORMALIZED:
         lp = model.log_prob(digits.x[:6], condition=digits.y[:6])
         assert lp.shape == (6,) and torch.isfinite(lp).all()

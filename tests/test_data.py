@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from genlab.data import DataSpec, Dataset, Kind, Splits, dataset_names, load_dataset, split
-from genlab.data.datasets import FASHION_MNIST_DIR
+from genlab.data.bundled import FASHION_MNIST_DIR
 
 TOYS = ["moons", "circles", "8gaussians", "checkerboard", "rings", "2spirals", "pinwheel"]
 HAVE_FASHION = os.path.exists(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz"))
@@ -355,3 +355,57 @@ def test_corrupt_npz(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 broken zip")
     with pytest.raises(ValueError, match="not a valid .npz"):
         load_dataset(str(tmp_path / "junk.npz"))
+
+
+# --------------------------------------------------------------------------- unpaired domains
+
+def test_joined_domains_put_b_on_the_grid_of_a_and_label_the_domain():
+    from genlab.data.domains import resize_domain
+    ds = load_dataset("digits+mnist5k", n=20)
+    assert len(ds) == 40 and ds.name == "digits+mnist5k" and ds.class_names == ("digits", "mnist5k")
+    assert ds.spec == DataSpec((1, 8, 8), Kind.DISCRETE, levels=17, num_classes=2, domains=("digits", "mnist5k"))
+    assert ds.y.tolist() == [0] * 20 + [1] * 20  # the label is the domain, not the digit
+    torch.testing.assert_close(ds.x[:20], load_dataset("digits", n=20).x)
+    mnist = load_dataset("mnist5k", n=20).x
+    torch.testing.assert_close(ds.x[20:], resize_domain(mnist, 256, (1, 8, 8), 17))
+    assert (ds.x == ds.x.round()).all() and ds.x.min() >= 0 and ds.x.max() <= 16
+    assert "domains digits + mnist5k" in repr(ds)
+    # the other way round, B is put on A's 28x28 grid and 256 levels
+    back = load_dataset("mnist5k+digits", n=5)
+    assert back.spec.event_shape == (1, 28, 28) and back.spec.levels == 256 and back.x.max() <= 255
+
+
+def test_resize_domain_keeps_a_constant_image_and_averages_channels():
+    from genlab.data.domains import resize_domain
+    white = resize_domain(torch.full((2, 1, 28, 28), 255.0), 256, (1, 8, 8), 17)
+    assert white.shape == (2, 1, 8, 8) and (white == 16).all()
+    rgb = torch.stack([torch.zeros(4, 4), torch.full((4, 4), 2.0), torch.full((4, 4), 4.0)])[None]
+    grey = resize_domain(rgb, 5, (1, 4, 4), 5)  # channel mean 2 of levels 0..4
+    assert (grey == 2).all()
+
+
+def test_domains_survive_splits_and_the_saved_spec():
+    ds = load_dataset("digits+mnist5k", n=30)
+    s = split(ds, seed=1)
+    assert {int(v) for v in s.train.y} == {0, 1} and s.test.spec.domains == ("digits", "mnist5k")
+    assert DataSpec.from_dict(ds.spec.to_dict()) == ds.spec
+    assert "domains" not in load_dataset("digits", n=3).spec.to_dict()  # older readers never see it
+    with pytest.raises(ValueError, match="one per label"):
+        DataSpec((1, 8, 8), Kind.DISCRETE, levels=17, num_classes=3, domains=("a", "b"))
+
+
+@pytest.mark.parametrize("name, match", [
+    ("digits+moons", "moons holds vectors, not images"),
+    ("digits+digits", "the same data set twice"),
+    ("digits+", "empty name"),
+    ("digits+nosuchset", "unknown data set 'nosuchset'"),
+])
+def test_bad_domain_joins_are_refused_with_the_reason(name, match):
+    with pytest.raises(ValueError, match=match):
+        load_dataset(name, n=5)
+
+
+def test_a_path_with_a_plus_is_a_path(tmp_path):
+    path = tmp_path / "a+b.npy"
+    np.save(path, np.arange(6, dtype=np.int64).reshape(3, 2))
+    assert load_dataset(str(path)).spec.event_shape == (2,)

@@ -12,7 +12,7 @@ from genlab.data import load_dataset
 from genlab.nn.unet import UNet, auto_levels
 from genlab.objectives.diffusion import discretized_gaussian_log_lik, simple_loss, variational_bound
 from genlab.protocol import Batch
-from genlab.runs import build_model
+from genlab import make
 from genlab.samplers.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule
 
 F64 = torch.float64
@@ -85,7 +85,7 @@ def test_discretized_gaussian_sums_to_one_over_levels():
 
 def test_an_oracle_model_on_a_single_point_recovers_it_with_ddim():
     spec = DataSpec((2,))
-    model = build_model("ddpm", spec, {"timesteps": 50, "sampler": "ddim", "sample_steps": 10}, 0).double()
+    model = make("ddpm", spec, seed=0, timesteps=50, sampler="ddim", sample_steps=10).double()
     point = torch.tensor([[3.0, -1.5]], dtype=F64)
     model.setup(point.expand(16, 2))
     s = model.schedule
@@ -137,7 +137,7 @@ def test_bound_with_the_optimal_predictor_is_close_to_and_below_log_p():
     with the analytic eps predictor is within 0.1 nats of the true log-likelihood and not above it."""
     mu, sd, n = 3.0, 0.5, 40_000
     spec = DataSpec((1,))
-    model = build_model("ddpm", spec, {"timesteps": 100}, 0).double()
+    model = make("ddpm", spec, seed=0, timesteps=100).double()
     x = mu + sd * torch.randn(n, 1, generator=torch.Generator().manual_seed(6), dtype=F64)
     model.setup(x)
     m_z = float((mu - model.pre.mean) / model.pre.std)
@@ -166,7 +166,7 @@ def test_monte_carlo_bound_is_unbiased():
 @pytest.mark.parametrize("data", ["moons", "digits"])
 def test_the_bound_improves_over_training_on_a_fixed_batch(data):
     ds = load_dataset(data, n=64, seed=0)
-    model = build_model("ddpm", ds.spec, {"timesteps": 20, "hidden": 64, "depth": 2, "channels": 8}, 0)
+    model = make("ddpm", ds.spec, seed=0, timesteps=20, hidden=64, depth=2, channels=8)
     model.setup(ds.x, ds.y)
 
     def neg_bound():
@@ -185,7 +185,7 @@ def test_the_bound_improves_over_training_on_a_fixed_batch(data):
 
 def test_classifier_free_guidance_mixes_conditional_and_unconditional():
     ds = load_dataset("digits", n=32)
-    model = build_model("ddpm", ds.spec, {"timesteps": 10, "channels": 8}, 0)
+    model = make("ddpm", ds.spec, seed=0, timesteps=10, channels=8)
     torch.nn.init.normal_(model.net.out.weight, std=0.1)  # a non-trivial output
     x, t, y = torch.randn(4, 1, 8, 8), torch.tensor([1, 4, 7, 10]), torch.tensor([0, 3, 5, 9])
     null = torch.full((4,), 10)
@@ -194,7 +194,7 @@ def test_classifier_free_guidance_mixes_conditional_and_unconditional():
         torch.testing.assert_close(model.eps_fn(y, 4, x.device, guidance=2.0)(x, t), want)
         torch.testing.assert_close(model.eps_fn(None, 4, x.device, guidance=2.0)(x, t), model.predict_eps(x, t, null))
     # p_uncond = 1: the labels never reach the network, so the loss ignores them
-    model = build_model("ddpm", ds.spec, {"timesteps": 10, "channels": 8, "p_uncond": 1.0}, 0)
+    model = make("ddpm", ds.spec, seed=0, timesteps=10, channels=8, p_uncond=1.0)
     torch.nn.init.normal_(model.net.out.weight, std=0.1)
     la = model.denoising_loss(Batch(ds.x, ds.y, torch.Generator().manual_seed(0))).value
     lb = model.denoising_loss(Batch(ds.x, torch.zeros_like(ds.y), torch.Generator().manual_seed(0))).value
@@ -202,7 +202,7 @@ def test_classifier_free_guidance_mixes_conditional_and_unconditional():
 
 
 def test_unlabelled_data_train_an_unconditional_model():
-    model = build_model("ddpm", DataSpec((2,)), {"timesteps": 10}, 0)
+    model = make("ddpm", DataSpec((2,)), seed=0, timesteps=10)
     assert model.net.emb.classes is None
     with pytest.raises(NotSupported, match="without labels"):
         model.sample(2, condition=torch.zeros(2, dtype=torch.long))
@@ -219,14 +219,14 @@ def test_unet_keeps_the_shape(shape, levels):
 
 def test_bad_settings_are_refused_clearly():
     spec = DataSpec((2,))
-    with pytest.raises(ValueError, match="unknown sampler"):
-        build_model("ddpm", spec, {"sampler": "euler"}, 0)
+    with pytest.raises(ValueError, match=r"ddpm\.sampler must be one of 'ddpm', 'ddim'; got 'euler'"):
+        make("ddpm", spec, seed=0, sampler="euler")
     with pytest.raises(ValueError, match="sample_steps must lie in 1..timesteps"):
-        build_model("ddpm", spec, {"timesteps": 10, "sample_steps": 11}, 0)
-    with pytest.raises(ValueError, match="unknown noise schedule"):
-        build_model("ddpm", spec, {"schedule": "quadratic"}, 0)
-    with pytest.raises(NotSupported, match="ordered values"):
-        build_model("ddpm", DataSpec((4,), kind="categorical", levels=3), {}, 0)
+        make("ddpm", spec, seed=0, timesteps=10, sample_steps=11)
+    with pytest.raises(ValueError, match=r"ddpm\.schedule must be one of 'linear', 'cosine'; got 'quadratic'"):
+        make("ddpm", spec, seed=0, schedule="quadratic")
+    with pytest.raises(NotSupported, match="does not model categorical"):
+        make("ddpm", DataSpec((4,), kind="categorical", levels=3), seed=0)
     assert genlab.get_family("ddpm").density is genlab.Density.BOUND
 
 

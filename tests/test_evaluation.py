@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -14,9 +15,9 @@ import torch
 from conftest import fit_tiny
 from genlab.cli import main
 from genlab.data import Dataset
-from genlab.evaluate import EvalSettings, evaluate
-from genlab.metrics.classifier import CACHE_ENV
-from genlab.protocol import Density, GenerativeModel
+from genlab.evaluate import CACHE_ENV, EvalSettings, evaluate, feature_classifier
+from genlab.metrics.classifier import classifier_features
+from genlab.protocol import Density, GenerativeModel, Latent, NotSupported
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +48,22 @@ class Copier(GenerativeModel):
     @torch.no_grad()
     def sample(self, n, *, condition=None, generator=None):
         return self.data[torch.randint(len(self.data), (n,), generator=generator)]
+
+
+class Encoder(Copier, Latent):
+    """A copier whose encoder raises what it is given: a refusal or a bug."""
+
+    latent_dim = 2
+
+    def __init__(self, spec, config, error):
+        super().__init__(spec, config)
+        self.error = error
+
+    def encode(self, x):
+        raise self.error
+
+    def decode(self, codes):
+        return codes
 
 
 def _halves(ds: Dataset) -> tuple[Dataset, Dataset]:
@@ -86,10 +103,56 @@ def test_evaluate_on_images_uses_classifier_features_and_fid_refuses_few(digits)
     assert fid["n"] == floor["n"] == len(test) and fid["value"] >= 0 and floor["stderr"] > 0
     assert res["metrics"]["reconstruction_rmse"]["n"] == len(test)
     assert res["features"]["classifier"]["cached"]  # the first call trained and cached it
+    assert res["features"]["classifier"]["path"].startswith(os.environ[CACHE_ENV])  # the default folder
     assert "ais" not in res["metrics"] and "ais" not in res["not_computed"]  # off by default
     res = evaluate(vae, train, test, settings=EvalSettings(ais_steps=20, ais_examples=10, classifier=False))
     ais = res["metrics"]["ais_nll_nats"]
     assert ais["n"] == 10 and math.isfinite(ais["value"]) and res["metrics"]["ais_bits_per_dim"]["value"] > 0
+
+
+def test_a_refusal_is_listed_and_a_bug_propagates(moons):
+    train, test = _halves(moons)
+    settings = EvalSettings(max_examples=40)
+    refusing = Encoder(train.spec, CopierConfig(), NotSupported("this encoder refuses"))
+    refusing.setup(train.x)
+    res = evaluate(refusing, train, test, settings=settings, classifier_cache=None)
+    assert res["not_computed"]["reconstruction_rmse"] == "this encoder refuses"
+    assert "reconstruction_rmse" not in res["metrics"] and res["metrics"]["mmd"]["n"] == 40
+    buggy = Encoder(train.spec, CopierConfig(), RuntimeError("a bug in encode"))
+    buggy.setup(train.x)
+    with pytest.raises(RuntimeError, match="a bug in encode"):
+        evaluate(buggy, train, test, settings=settings, classifier_cache=None)
+
+
+def test_samples_with_nan_leave_the_sample_metrics_not_computed(moons):
+    train, test = _halves(moons)
+    copier = Copier(train.spec, CopierConfig())
+    copier.setup(train.x)
+    copier.data[::2] = float("nan")  # about half the samples
+    res = evaluate(copier, train, test, settings=EvalSettings(max_examples=40), classifier_cache=None)
+    assert res["metrics"]["sampling_speed"]["n"] == 40 and "features" not in res
+    for k in ("mmd", "precision", "coverage", "classifier_fid", "memorization"):
+        assert res["not_computed"][k].startswith("no samples: ") and "NaN or Inf" in res["not_computed"][k]
+
+
+def test_feature_classifier_cache_is_an_explicit_folder(tmp_path, digits):
+    train, test = _halves(digits)
+    clf, info = feature_classifier(train, test, name="digits", cache=tmp_path)
+    assert not info["cached"] and info["path"].startswith(str(tmp_path / "classifiers"))
+    assert info["val_accuracy"] > 0.5 and info["train_accuracy"] > 0.8
+    again, info2 = feature_classifier(train, name="digits", cache=tmp_path)
+    assert info2["cached"] and info2["hash"] == info["hash"]
+    assert torch.equal(classifier_features(clf, test.x), classifier_features(again, test.x))
+    relabelled = Dataset(train.x, (train.y + 1) % 10, train.spec, "digits")
+    _, info3 = feature_classifier(relabelled, name="digits", cache=tmp_path)  # other labels: another one
+    assert not info3["cached"] and info3["hash"] != info["hash"]
+    path = tmp_path / "classifiers" / (info["path"].rsplit("/", 1)[1])
+    path.write_bytes(path.read_bytes()[:100])  # a damaged entry is trained again, not trusted
+    _, info4 = feature_classifier(train, name="digits", cache=tmp_path)
+    assert not info4["cached"] and info4["hash"] == info["hash"]
+    files = sorted(p.name for p in tmp_path.rglob("*"))
+    _, info5 = feature_classifier(train, name="digits", cache=None)
+    assert info5["path"] is None and not info5["cached"] and sorted(p.name for p in tmp_path.rglob("*")) == files
 
 
 def _run(capsys, *argv):

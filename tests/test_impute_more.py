@@ -12,7 +12,7 @@ from torch import nn
 from genlab.data.spec import DataSpec, Kind
 from genlab.nn.masked import hidden_degrees
 from genlab.protocol import NotSupported
-from genlab.runs import build_model
+from genlab import make
 from genlab.tasks import impute as I
 from genlab.tasks.impute_diffusion import repaint_path
 
@@ -33,7 +33,7 @@ def test_repaint_path_visits_and_counts():
 def _gaussian_ddpm(T: int, mu: torch.Tensor, S: torch.Tensor, variance: str = "beta"):
     """A DDPM on 2-D continuous data whose noise predictor is the exact E[eps | x_t] for
     x_0 ~ N(mu, S): ``sqrt(1 - ab) (ab S + (1 - ab) I)^-1 (x_t - sqrt(ab) mu)``."""
-    model = build_model("ddpm", DataSpec((2,)), {"timesteps": T, "hidden": 4, "depth": 0, "variance": variance}, 0)
+    model = make("ddpm", DataSpec((2,)), seed=0, timesteps=T, hidden=4, depth=0, variance=variance)
     model = model.double()  # preprocessing not fitted: model space = data space
     abar = model.schedule.abar
     inv = torch.stack([torch.linalg.inv(a * S + (1 - a) * torch.eye(2, dtype=F64)) for a in abar])
@@ -103,7 +103,7 @@ def test_repaint_resampling_moves_towards_the_true_conditional():
 def test_repaint_on_images_keeps_observed_levels():
     from genlab.data import load_dataset
     ds = load_dataset("digits", n=32)
-    model = build_model("ddpm", ds.spec, {"timesteps": 6, "channels": 8}, 0)
+    model = make("ddpm", ds.spec, seed=0, timesteps=6, channels=8)
     model.setup(ds.x)
     mask = torch.zeros(ds.x[:4].shape, dtype=torch.bool)
     mask[..., 4:, :] = True                                      # bottom half of each image
@@ -147,7 +147,7 @@ def _check_draws(draws, exact, n, sigmas=4.5):
                                            ("pixelcnn", {"channels": 8, "n_layers": 2})])
 def test_ancestral_draws_match_enumeration(family, config):
     spec = DataSpec((1, 2, 2), Kind.BINARY, levels=2) if family == "pixelcnn" else _binary_spec()
-    model = _sharpen(build_model(family, spec, config, 1), 4.0 if family == "made" else 1.5).eval()
+    model = _sharpen(make(family, spec, seed=1, **config), 4.0 if family == "made" else 1.5).eval()
     x = torch.tensor([1.0, 0.0, 0.0, 0.0])
     miss = torch.tensor([False, False, True, True])
     n = 4000
@@ -161,7 +161,7 @@ def test_ancestral_draws_match_enumeration(family, config):
 def test_ancestral_with_two_orderings_weights_them_by_the_prefix():
     """MADE's ensemble of two orderings in which {2, 3} come last: the draw picks an ordering
     with probability ∝ p_k(x_o), then draws in it; checked against the ensemble's enumeration."""
-    model = build_model("made", _binary_spec(), {"hidden": 16, "n_orders": 2}, 3)
+    model = make("made", _binary_spec(), seed=3, hidden=16, n_orders=2)
     g = torch.Generator().manual_seed(0)
     model.net._set_masks(1, torch.tensor([1, 0, 3, 2]), hidden_degrees((16, 16), 4, g))
     model = _sharpen(model, 4.0).eval()
@@ -174,7 +174,7 @@ def test_ancestral_with_two_orderings_weights_them_by_the_prefix():
 
 
 def test_missing_not_last_falls_back_to_mcmc_and_says_so():
-    model = _sharpen(build_model("made", _binary_spec(), {"hidden": 16}, 2), 4.0).eval()
+    model = _sharpen(make("made", _binary_spec(), seed=2, hidden=16), 4.0).eval()
     x = torch.tensor([0.0, 1.0, 0.0, 1.0])
     first = torch.tensor([True, False, True, False])
     last = torch.tensor([False, False, True, True])
@@ -200,7 +200,7 @@ def test_autoregressive_view_orders_are_causal():
              ("pixelcnn", img, {"channels": 8, "n_layers": 2})]
     g = torch.Generator().manual_seed(0)
     for fam, spec, cfg in cases:
-        model = build_model(fam, spec, cfg, 0).eval()
+        model = make(fam, spec, seed=0, **cfg).eval()
         orders, fn = ar_view(model)
         z = torch.randint(spec.levels, (3, spec.dim), generator=g).float()
         for k, order in enumerate(orders):
@@ -224,7 +224,7 @@ def _linear_vae(mean_scale=1.0, std_scale=1.0):
     """p(c) = N(0, I), p(x | c) = N(W c + b, SIGMA^2 I); the encoder is the exact posterior
     N(Sz W^T (x - b) / SIGMA^2, Sz), Sz = (I + W^T W / SIGMA^2)^-1 (diagonal: W's columns are
     orthogonal), optionally distorted (mean * mean_scale, sd * std_scale)."""
-    model = build_model("vae", DataSpec((4,)), {"latent_dim": 2, "hidden": 4}, 0).double()
+    model = make("vae", DataSpec((4,)), seed=0, latent_dim=2, hidden=4).double()
     Sz = torch.linalg.inv(torch.eye(2, dtype=F64) + W.T @ W / SIGMA ** 2)
     assert torch.allclose(Sz, torch.diag(Sz.diagonal()))
     A = mean_scale * Sz @ W.T / SIGMA ** 2
@@ -278,7 +278,7 @@ def test_pseudo_gibbs_with_a_wrong_encoder_is_biased_where_mwg_is_not():
 def test_vae_draws_differ_on_discrete_images():
     from genlab.data import load_dataset
     ds = load_dataset("digits", n=64)
-    model = build_model("vae", ds.spec, {"hidden": 8, "latent_dim": 2}, 0)
+    model = make("vae", ds.spec, seed=0, hidden=8, latent_dim=2)
     model.setup(ds.x)
     mask = torch.rand(ds.x[:8].shape, generator=torch.Generator().manual_seed(0)) < 0.5
     d = I.impute(model, ds.x[:8], mask, 2, torch.Generator().manual_seed(0), sweeps=3)
@@ -291,11 +291,11 @@ def test_vae_draws_differ_on_discrete_images():
 def test_method_choice_and_errors():
     from genlab.data import load_dataset
     spec = load_dataset("moons", n=64).spec
-    assert I.method_for(build_model("ddpm", spec, {"timesteps": 5, "hidden": 4}, 0)) == "repaint"
-    assert I.method_for(build_model("iwae", spec, {"hidden": 4, "latent_dim": 2}, 0)) == "mwg"
-    assert I.method_for(build_model("ae", spec, {"hidden": 4, "latent_dim": 2}, 0)) == "projection"
-    assert I.method_for(build_model("made", spec, {"hidden": 4}, 0)) == "ancestral+mcmc"
-    gauss = build_model("gaussian", spec, {}, 0)
+    assert I.method_for(make("ddpm", spec, seed=0, timesteps=5, hidden=4)) == "repaint"
+    assert I.method_for(make("iwae", spec, seed=0, hidden=4, latent_dim=2)) == "mwg"
+    assert I.method_for(make("ae", spec, seed=0, hidden=4, latent_dim=2)) == "projection"
+    assert I.method_for(make("made", spec, seed=0, hidden=4)) == "ancestral+mcmc"
+    gauss = make("gaussian", spec, seed=0)
     with pytest.raises(NotSupported, match="repaint"):
         I.impute(gauss, torch.zeros(2, 2), torch.ones(2, 2, dtype=torch.bool), method="repaint")
     with pytest.raises(ValueError, match="method must be one of"):

@@ -166,12 +166,12 @@ def test_vae_reinforce_gradient_matches_exact_enumeration(objective, k):
     x = torch.randn(1, 3, generator=gen(0), dtype=F64)
     states = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=F64)[:, None]  # (4, 1, 2)
     params = model.encoder_params(x).detach().requires_grad_()  # (1, 2) logits
-    log_q = model.lat.log_q(params, states)[:, 0]  # (4,)
-    log_lik = model._log_lik(x, model._decode(states))[:, 0].detach()
+    log_q = model.latent.log_q(params, states)[:, 0]  # (4,)
+    log_lik = model.decoder_log_lik(x, model.decoder_output(states))[:, 0].detach()
     if objective == "elbo":
-        exact = (log_q.exp() * log_lik).sum() - model.lat.kl(params)[0]
+        exact = (log_q.exp() * log_lik).sum() - model.latent.kl(params)[0]
     else:  # E over (z1, z2) of log((w1 + w2) / 2)
-        log_w = log_lik + model.lat.log_prior(states)[:, 0] - log_q
+        log_w = log_lik + model.latent.log_prior(states)[:, 0] - log_q
         pair = torch.logsumexp(torch.stack(torch.broadcast_tensors(log_w[:, None], log_w[None, :])), 0)
         exact = ((log_q[:, None] + log_q[None, :]).exp() * (pair - math.log(2))).sum()
     g_exact = torch.autograd.grad(exact, params)[0][0]

@@ -8,11 +8,14 @@ import pytest
 import scipy.linalg
 import torch
 
-from genlab.metrics.classifier import CACHE_ENV, classifier_features, get_classifier
+from genlab.metrics.classifier import (FeatureClassifier, accuracy, classifier_features, conditional_accuracy,
+                                      fit_classifier)
 from genlab.metrics.fid import fid, frechet_distance
 from genlab.metrics.kl import kl_gaussians, kl_monte_carlo
 from genlab.metrics.memorization import memorization
-from genlab.metrics.samples import density_coverage, mmd, precision_recall
+from genlab.metrics.reconstruction import reconstruction_rmse
+from genlab.metrics.samples import InsufficientData, density_coverage, mmd, precision_recall, standardized
+from genlab.protocol import Batch, Latent, NotSupported
 
 
 @pytest.fixture(autouse=True)
@@ -60,6 +63,12 @@ def test_fid_refuses_few_examples_and_says_why():
     x = torch.randn(500, 4, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="min_examples=2000.*biased upward"):
         fid(x, x + 1)
+    with pytest.raises(NotSupported, match="min_examples=2000"):  # what evaluate lists as not computed
+        fid(x, x + 1)
+    for refuse in (lambda: mmd(x[:3], x[:3]), lambda: precision_recall(x[:3], x[:3], k=3),
+                   lambda: memorization(x[:10], x, x[:1])):
+        with pytest.raises(InsufficientData, match="at least"):
+            refuse()
     assert fid(x, x + 1, min_examples=500, n_boot=5).value == pytest.approx(4.0, abs=1e-6)
 
 
@@ -125,14 +134,64 @@ def test_memorization_flags_copies_and_not_fresh_samples():
     assert exact.flagged and exact.exact_copy_share.value == 1.0
 
 
-def test_classifier_is_trained_once_per_data_set_and_cached(tmp_path, monkeypatch, digits):
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+def test_classifier_trains_through_the_trainer_seeded_and_writes_no_file(tmp_path, monkeypatch, digits):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
     x, y = digits.x[:150], digits.y[:150]
-    clf, info = get_classifier(x, y, digits.spec, name="digits", x_val=digits.x[150:], y_val=digits.y[150:])
-    assert not info["cached"] and info["train_accuracy"] > 0.8 and info["path"].startswith(str(tmp_path))
-    again, info2 = get_classifier(x, y, digits.spec, name="digits")
-    assert info2["cached"] and info2["hash"] == info["hash"]
-    f1, f2 = classifier_features(clf, digits.x[150:]), classifier_features(again, digits.x[150:])
-    assert f1.shape == (len(digits) - 150, 64) and torch.equal(f1, f2)
-    _, info3 = get_classifier(x, (y + 1) % 10, digits.spec, name="digits")  # other labels: another classifier
-    assert not info3["cached"] and info3["hash"] != info["hash"]
+    rng = torch.get_rng_state()
+    clf, info = fit_classifier(x, y, digits.spec, name="digits", x_val=digits.x[150:], y_val=digits.y[150:])
+    assert torch.equal(torch.get_rng_state(), rng)  # seeded privately
+    assert info["train_accuracy"] > 0.8 and info["val_accuracy"] == accuracy(clf, digits.x[150:], digits.y[150:])
+    again, info2 = fit_classifier(x, y, digits.spec, name="digits")
+    assert info2["hash"] == info["hash"]
+    assert all(torch.equal(a, b) for a, b in zip(clf.state_dict().values(), again.state_dict().values()))
+    f = classifier_features(clf, digits.x[150:])
+    assert f.shape == (len(digits) - 150, 64) and torch.equal(f, classifier_features(again, digits.x[150:]))
+    other, info3 = fit_classifier(x, y, digits.spec, seed=1)
+    assert info3["hash"] != info["hash"] and not torch.equal(classifier_features(other, digits.x[150:]), f)
+    assert not any(tmp_path.rglob("*"))  # no cache, no file anywhere
+    with pytest.raises(NotSupported, match="no class labels"):
+        fit_classifier(x, None, digits.spec)
+
+
+def test_classifier_objective_is_the_cross_entropy_and_features_feed_the_head():
+    from genlab.data.spec import DataSpec
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(2, (200,), generator=g)
+    x = torch.randn(200, 2, generator=g) + 3 * y[:, None] + torch.tensor([5.0, -1.0])
+    clf = FeatureClassifier(DataSpec((2,), num_classes=2))
+    clf.setup(x)
+    assert torch.allclose(clf._scaled(x), (x - x.mean(0)) / x.std(0), atol=1e-5)  # continuous: standardized
+    (obj,) = clf.objectives()
+    loss = obj.loss(Batch(x[:64], y[:64]))
+    assert torch.allclose(loss.value, torch.nn.functional.cross_entropy(clf(x[:64]), y[:64]))
+    assert torch.allclose(clf.head(clf.features(x[:8])), clf(x[:8]))
+    labels = clf(x[:50]).argmax(1)
+    acc = conditional_accuracy(clf, x[:50], labels)
+    assert acc["value"] == 1.0 and acc["stderr"] == 0.0 and acc["n"] == 50
+    assert conditional_accuracy(clf, x[:50], 1 - labels)["value"] == 0.0  # two classes
+
+
+class _Shift(Latent):
+    """encode = identity, decode = x + c: the reconstruction error is |c| in every entry."""
+
+    def __init__(self, c: float):
+        self.c = c
+
+    def encode(self, x):
+        return x
+
+    def decode(self, codes):
+        return codes + self.c
+
+
+def test_reconstruction_rmse_and_standardized_features():
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
+    assert reconstruction_rmse(_Shift(0.0), x)["value"] == 0.0
+    r = reconstruction_rmse(_Shift(-0.5), x)
+    assert r["value"] == pytest.approx(0.5, rel=1e-6) and r["stderr"] == pytest.approx(0.0, abs=1e-6) and r["n"] == 40
+    ref = 3 + 2 * torch.randn(500, 2, 2, generator=torch.Generator().manual_seed(1))
+    (z,) = standardized(ref, ref)
+    assert z.shape == (500, 4) and torch.allclose(z.mean(0), torch.zeros(4, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(z.std(0), torch.ones(4, dtype=torch.float64))

@@ -1,6 +1,6 @@
 """nsf's LU layers start as random permutations: the flow starts as an elementwise map of the
 data's own coordinates, which is what lets its splines fit axis-aligned, non-Gaussian marginals
-(the reason for the default; bench/peers.py on digits)."""
+(the reason for the default; bench/speed/peers.py on digits)."""
 from __future__ import annotations
 
 import math

@@ -72,7 +72,7 @@ def test_ebm_density_is_normalized_on_its_box(ebm, moons):
 def test_evaluate_reports_energy_models_nll(ebm, moons):
     test = Dataset(moons.x[:64], None, moons.spec, "moons")
     res = evaluate(ebm, Dataset(moons.x[64:], None, moons.spec, "moons"), test,
-                   settings=EvalSettings(n=64, fid_min_examples=10, max_sample_seconds=5))
+                   settings=EvalSettings(max_examples=64, fid_min_examples=10, max_sample_seconds=5))
     m = res["metrics"]
     lp, _ = ebm.log_prob_estimate(test.x)
     assert m["nll_nats"]["value"] == pytest.approx(float(-lp.mean()), rel=1e-9)

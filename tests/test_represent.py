@@ -11,12 +11,13 @@ from sklearn.pipeline import Pipeline
 
 import genlab
 from genlab import Latent, NotSupported
+from genlab.protocol import Bijective
 from genlab.registry import get_family
 
 from conftest import FAMILY_CONFIGS
 
 LATENT = sorted(f for f in FAMILY_CONFIGS if issubclass(get_family(f), Latent) and f != "gan")
-FLOWS = ("realnvp", "maf", "nsf", "glow", "iresnet")  # bijective: decode(encode(x)) == x
+FLOWS = [f for f in FAMILY_CONFIGS if issubclass(get_family(f), Bijective)]  # decode(encode(x)) == x
 FAST = {"timesteps": 8, "sample_steps": 4}  # ddpm: DDIM encoding in 4 steps keeps the test fast
 
 

@@ -123,9 +123,9 @@ def test_complexity_threshold_and_metrics():
 
 
 def test_outliers_not_supported_without_density_or_energy():
-    from genlab.runs import build_model
+    from genlab import make
     from genlab.data import load_dataset
-    model = build_model("gan", load_dataset("moons", n=64).spec, {"hidden": 8, "latent_dim": 2}, 0)
+    model = make("gan", load_dataset("moons", n=64).spec, seed=0, hidden=8, latent_dim=2)
     with pytest.raises(NotSupported, match="cannot score outliers"):
         O.nll_scores(model, torch.zeros(3, 2))
 
@@ -196,17 +196,17 @@ def test_mcmc_imputation_matches_the_gaussian_conditional():
 
 
 def test_imputation_methods_and_not_supported():
-    from genlab.runs import build_model
+    from genlab import make
     from genlab.data import load_dataset
     spec = load_dataset("moons", n=64).spec
-    assert I.method_for(build_model("vae", spec, {"hidden": 8, "latent_dim": 2}, 0)) == "mwg"
-    made = build_model("made", spec, {"hidden": 8}, 0)
+    assert I.method_for(make("vae", spec, seed=0, hidden=8, latent_dim=2)) == "mwg"
+    made = make("made", spec, seed=0, hidden=8)
     assert I.method_for(made, torch.tensor([[True, False]])) == "mcmc"        # missing first in the order
     assert I.method_for(made, torch.tensor([[False, True]])) == "ancestral"
     with pytest.raises(NotSupported, match="no latent space"):
-        I.method_for(build_model("cgan", load_dataset("digits", n=64).spec, {"hidden": 8, "latent_dim": 2}, 0))
+        I.method_for(make("cgan", load_dataset("digits", n=64).spec, seed=0, hidden=8, latent_dim=2))
     with pytest.raises(ValueError, match="mask must have the shape"):
-        I.impute(build_model("gaussian", spec, {}, 0), torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.bool))
+        I.impute(make("gaussian", spec, seed=0), torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.bool))
 
 
 # -- interpolation --------------------------------------------------------------------------------
@@ -228,8 +228,8 @@ def test_slerp_endpoints_norms_and_lerp():
 
 
 def test_interpolation_and_attribute_on_a_latent_model(digits):
-    from genlab.runs import build_model
-    model = build_model("ae", digits.spec, {"hidden": 16, "latent_dim": 2}, 0).eval()
+    from genlab import make
+    model = make("ae", digits.spec, seed=0, hidden=16, latent_dim=2).eval()
     model.setup(digits.x)
     x = digits.x[:4]
     rows = L.interpolate(model, x[:2], x[2:4], steps=5, kind="lerp")
@@ -241,9 +241,67 @@ def test_interpolation_and_attribute_on_a_latent_model(digits):
     torch.testing.assert_close(v, zz[digits.y == 1].mean(0) - zz[digits.y == 0].mean(0))
     out = L.apply_attribute(model, x[:1], v, [0.0, 1.0])
     torch.testing.assert_close(out[0, 1], model.decode(z[:1] + v)[0])
-    gauss = build_model("gaussian", digits.spec, {}, 0)
+    gauss = make("gaussian", digits.spec, seed=0)
     with pytest.raises(NotSupported, match="no latent space"):
         L.interpolate(gauss, x[:1], x[1:2])
+
+
+def test_a_gan_decodes_paths_between_codes_without_an_encoder():
+    """GAN is a `Decoder`, not a `Latent` family: paths between noise vectors decode, examples
+    cannot be encoded, and every refusal names the families that can."""
+    from genlab.protocol import Decoder, Latent
+    from genlab.data import DataSpec
+    gan = genlab.make("gan", DataSpec((2,)), seed=0, hidden=8, latent_dim=3).eval()
+    assert isinstance(gan, Decoder) and not isinstance(gan, Latent)
+    z0, z1 = torch.randn(2, 3, generator=torch.Generator().manual_seed(0))
+    path = L.decode_path(gan, z0, z1, steps=5, kind="lerp")
+    assert path.shape == (5, 2)
+    torch.testing.assert_close(path[[0, -1]], gan.decode(torch.stack([z0, z1])))
+    torch.testing.assert_close(path[2], gan.decode((z0 + z1)[None] / 2)[0])
+    with pytest.raises(NotSupported, match="no latent space.*vae"):
+        L.interpolate(gan, torch.zeros(1, 2), torch.ones(1, 2))
+    with pytest.raises(NotSupported, match="no latent space; decode_path"):
+        L.decode_path(genlab.make("gaussian", DataSpec((2,)), seed=0), z0, z1)
+    est = genlab.Estimator("gan", epochs=1, hidden=8, latent_dim=3).fit(np.random.default_rng(0).normal(size=(64, 2)))
+    with pytest.raises(NotSupported, match="no encoder into its latent space.*vae"):
+        est.transform(np.zeros((2, 2)))
+    assert est.inverse_transform(np.zeros((4, 3))).shape == (4, 2)
+
+
+def test_every_family_refuses_the_data_kinds_it_does_not_declare():
+    """One check in GenerativeModel.__init__, from the class's ``data_kinds``: the message names the
+    family, the kind, the kinds it models and the families that model this kind (from the registry)."""
+    from genlab.data import DataSpec, Kind
+    from genlab.registry import families, get_family, make
+    refused = 0
+    for name in families():
+        cls = get_family(name)
+        assert cls.data_kinds and cls.data_kinds <= set(Kind), name
+        for kind in set(Kind) - cls.data_kinds:
+            spec = DataSpec((1, 4, 4), kind, levels=None if kind is Kind.CONTINUOUS else 3, num_classes=2)
+            with pytest.raises(NotSupported) as e:
+                make(name, spec)
+            msg = str(e.value)
+            ok = sorted(f for f in families() if kind in get_family(f).data_kinds)
+            assert msg.startswith(f"{name} does not model {kind.value} data"), msg
+            assert msg.endswith(", ".join(ok)) and all(k.value in msg for k in cls.data_kinds), msg
+            refused += 1
+    assert refused >= 20  # flows, diffusion, GANs, energies and VAEs refuse categorical / text; PGMs continuous
+
+
+def test_capabilities_and_density_do_not_change_per_instance():
+    """What `genlab list` shows for a class is what each instance offers: no instance overrides
+    ``density``, ``sampling`` or ``data_kinds`` (variational dequantization reports its bound
+    through the preprocessing, ``pre.lower_bound``, as uniform dequantization does)."""
+    from genlab.data import DataSpec, Kind
+    from genlab.registry import make
+    spec = DataSpec((4,), Kind.DISCRETE, levels=5)
+    for name, cfg in (("glow", {"dequantization": "variational"}), ("realnvp", {}),
+                      ("nsf", {"transform": "autoregressive"}), ("nsf", {"transform": "coupling"})):
+        model = make(name, spec, **cfg)
+        assert not {"density", "sampling", "data_kinds"} & set(vars(model)), name
+        assert model.density is type(model).density is genlab.Density.EXACT
+        assert model.pre.lower_bound  # dequantized discrete data: log_prob is a bound in data space
 
 
 # -- command line, end to end ---------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Data: the `DataSpec` of an example, named data sets and user files, and splits."""
-from .datasets import Dataset, dataset_names, load_dataset
+from .dataset import Dataset
+from .datasets import dataset_names, load_dataset
 from .spec import DataSpec, Kind
 from .splits import Splits, split
 

@@ -1,4 +1,4 @@
-"""Paired and unpaired image-to-image data built from the shipped image sets (DATA.md).
+"""Paired image-to-image data built from the shipped image sets (DATA.md).
 
 A pairing maps a target image ``x`` (data space: integers ``0..levels-1``) to the input a
 translator sees, deterministically, so that pairs can be computed on the fly from any batch:
@@ -8,8 +8,7 @@ translator sees, deterministically, so that pairs can be computed on the fly fro
 * ``lowres``: the mean over ``factor x factor`` blocks, shown back at full size (nearest);
 * ``masked``: the central square of side ``H // 2`` set to 0 (black).
 
-`resize_domain` puts a second image set onto the shape and levels of the first (CycleGAN's
-unpaired domain B: Fashion-MNIST 28x28 -> digits 8x8, 17 levels, with an antialiased resize).
+Unpaired domains (two image sets, for CycleGAN) are in `genlab.data.domains`.
 """
 from __future__ import annotations
 
@@ -17,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .datasets import Dataset, load_dataset
+from .dataset import Dataset
+from .datasets import load_dataset
 
 PAIRINGS = ("edges", "lowres", "masked")
 
@@ -74,17 +74,3 @@ def load_paired(name: str, pairing: str, *, n: int | None = None, factor: int = 
         raise ValueError(f"load_paired: {name} is not a set of discrete images")
     inputs = make_inputs(ds.x, pairing, ds.spec.levels, factor)
     return Dataset(inputs, ds.y, ds.spec, f"{name}:{pairing}", ds.class_names), ds
-
-
-def resize_domain(x: Tensor, levels: int | None, shape: tuple[int, int, int], to_levels: int | None) -> Tensor:
-    """Images ``x: (n, C', H', W')`` with ``levels`` grey levels -> (n, *shape) on ``to_levels``
-    levels (None: continuous values in [0, 1]); channels are averaged or repeated, the size is
-    changed with an antialiased bilinear resize."""
-    c, h, w = shape
-    v = x / (levels - 1) if levels else x
-    if v.shape[1] != c:
-        v = v.mean(1, keepdim=True).expand(-1, c, -1, -1)
-    if tuple(v.shape[2:]) != (h, w):
-        v = F.interpolate(v, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-    v = v.clamp(0, 1)
-    return torch.round(v * (to_levels - 1)) if to_levels else v

@@ -36,6 +36,9 @@ class DataSpec:
         feature_names: optional names of the entries of a vector example (tabular data).
         cardinalities: optional number of values of each entry (tabular categorical data whose
             columns differ); each is in ``2 .. levels`` and ``levels`` is their maximum.
+        domains: for an unpaired multi-domain data set (``load_dataset("digits+mnist5k")``), the
+            name of each domain; an example's label is the index of its domain, so
+            ``num_classes == len(domains)``. ``None`` for data of one domain.
     """
 
     event_shape: tuple[int, ...]
@@ -45,6 +48,7 @@ class DataSpec:
     vocab: str | None = None
     feature_names: tuple[str, ...] | None = field(default=None, compare=False)
     cardinalities: tuple[int, ...] | None = None
+    domains: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "event_shape", tuple(int(s) for s in self.event_shape))
@@ -65,6 +69,11 @@ class DataSpec:
             if len(c) != self.dim or min(c) < 2 or max(c) != self.levels:
                 raise ValueError(f"DataSpec: cardinalities must give one value >= 2 per entry ({self.dim}) "
                                  f"with maximum levels={self.levels}, got {c}")
+        if self.domains is not None:
+            object.__setattr__(self, "domains", tuple(str(d) for d in self.domains))
+            if len(self.domains) < 2 or self.num_classes != len(self.domains):
+                raise ValueError(f"DataSpec: domains must name two or more domains, one per label "
+                                 f"(num_classes={self.num_classes}), got {self.domains}")
 
     @property
     def dim(self) -> int:
@@ -93,11 +102,16 @@ class DataSpec:
             d["cardinalities"] = list(self.cardinalities)
         else:
             del d["cardinalities"]  # older readers (and saved runs) need not know the field
+        if self.domains is not None:
+            d["domains"] = list(self.domains)
+        else:
+            del d["domains"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataSpec":
-        known = {"event_shape", "kind", "levels", "num_classes", "vocab", "feature_names", "cardinalities"}
+        known = {"event_shape", "kind", "levels", "num_classes", "vocab", "feature_names", "cardinalities",
+                 "domains"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"DataSpec: unknown fields {sorted(unknown)} in saved spec")

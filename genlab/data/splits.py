@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .datasets import Dataset
+from .dataset import Dataset
 
 
 @dataclass

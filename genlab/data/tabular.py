@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .datasets import Dataset
+from .dataset import Dataset
 from .spec import DataSpec, Kind
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .datasets import Dataset
+from .dataset import Dataset
 from .spec import DataSpec, Kind
 from .splits import Splits
 

@@ -11,20 +11,25 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..data.spec import DataSpec, Kind
-from ..protocol import Latent, NotSupported
-from ..registry import get_family, make_config
-from ..train import TrainConfig, Trainer, train_config
+from ..protocol import Decoder, Latent, NotSupported
+from ..registry import families, get_family, make
+from ..train import TrainConfig, Trainer
 
 _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("progress", "device"))
 _OWN_KEYS = ("family", "data_kind", "levels", "val_fraction", "verbose", "device")
 _ENCODE_BATCH = 1024  # examples per encode call in transform (bounds memory, e.g. DDIM on 28x28)
+
+
+def families_where(test: Callable[[type], bool]) -> str:
+    """The registered families whose class passes ``test``, comma-separated (for error messages)."""
+    return ", ".join(f for f in families() if test(get_family(f))) or "none"
 
 
 def infer_spec(X: np.ndarray, kind: str = "auto", levels: int | None = None,
@@ -107,10 +112,8 @@ class Estimator(TransformerMixin, BaseEstimator):
         self.input_shape_ = X.shape[1:]
         num_classes = int(np.max(y)) + 1 if y is not None else None
         self.spec_ = infer_spec(X, self.data_kind, self.levels, num_classes)
-        cls = get_family(self.family)
         params = {k: getattr(self, k) for k in self._extra}
-        cfg = make_config(cls, {k: v for k, v in params.items() if k not in _TRAIN_KEYS})
-        train = train_config(cls, **{k: v for k, v in params.items() if k in _TRAIN_KEYS},
+        train = TrainConfig(**{k: v for k, v in params.items() if k in _TRAIN_KEYS},
                              progress=self.verbose, device=self.device)
         x = torch.as_tensor(X, dtype=torch.float32)
         yt = torch.as_tensor(np.asarray(y), dtype=torch.long) if y is not None else None
@@ -121,9 +124,8 @@ class Estimator(TransformerMixin, BaseEstimator):
             x_val, x = x[perm[:n_val]], x[perm[n_val:]]
             if yt is not None:
                 y_val, yt = yt[perm[:n_val]], yt[perm[n_val:]]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(train.seed)
-            model = cls(self.spec_, cfg)
+        model = make(self.family, self.spec_, seed=train.seed,
+                     **{k: v for k, v in params.items() if k not in _TRAIN_KEYS})
         self.trainer_ = Trainer(model, train)
         self.model_ = self.trainer_.fit(x, yt, x_val, y_val)
         self.n_features_in_ = int(np.prod(self.input_shape_))
@@ -166,22 +168,24 @@ class Estimator(TransformerMixin, BaseEstimator):
         preprocessing (vae's discretized logistic), each row's code depends on that row only.
         ``fit_transform(X, y)`` fits with ``y`` (as a ``Pipeline`` does): conditional families
         (vae, flows, ddpm) then also see labels in training; codes are computed without them.
-        Families without ``Latent``, and gan (no encoder), raise `NotSupported` with the reason.
+        Families without ``Latent`` (gan: a `Decoder` without encoder) raise `NotSupported`.
         """
         self._check_fitted()
         if not isinstance(self.model_, Latent):
-            raise NotSupported(f"{self.family} has no latent space; transform needs a Latent family "
-                               "(ae, vae, iwae, wae, a flow, iresnet, ddpm, rbm)")
+            what = "no encoder into its latent space" if isinstance(self.model_, Decoder) else "no latent space"
+            raise NotSupported(f"{self.family} has {what}; transform needs a Latent family "
+                               f"({families_where(lambda c: issubclass(c, Latent))})")
         x = self.model_.check_input(as_array(X))
         with torch.no_grad():
             codes = [self.model_.encode(x[i:i + _ENCODE_BATCH]) for i in range(0, len(x), _ENCODE_BATCH)]
         return torch.cat(codes).reshape(len(x), -1).cpu().numpy()
 
     def inverse_transform(self, Z) -> np.ndarray:
-        """Examples decoded from latent codes ``Z``, shaped like the training ``X``."""
+        """Examples decoded from latent codes ``Z``, shaped like the training ``X`` (a `Decoder`)."""
         self._check_fitted()
-        if not isinstance(self.model_, Latent):
-            raise NotSupported(f"{self.family} has no latent space; inverse_transform needs a latent family")
+        if not isinstance(self.model_, Decoder):
+            raise NotSupported(f"{self.family} has no latent space; inverse_transform needs a family that decodes "
+                               f"codes ({families_where(lambda c: issubclass(c, Decoder))})")
         with torch.no_grad():
             z = torch.as_tensor(np.asarray(Z), dtype=torch.float32, device=self.trainer_.device)
             return self.model_.decode(z).cpu().numpy().reshape(len(z), *self.input_shape_)

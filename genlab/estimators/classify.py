@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 
-from .base import Estimator, as_array, infer_spec
+from .base import Estimator, as_array, families_where, infer_spec
 from ..protocol import Conditional, Density, NotSupported
 from ..registry import get_family
 from ._params import PassThroughParams
@@ -52,9 +52,10 @@ class GenerativeClassifier(ClassifierMixin, PassThroughParams):
     def _uses_conditional(self) -> bool:
         cls = get_family(self.family)
         if cls.density not in (Density.EXACT, Density.BOUND):
+            ok = families_where(lambda c: c.density in (Density.EXACT, Density.BOUND))
             raise NotSupported(f"GenerativeClassifier needs log p(x | y); {self.family} has density "
                                f"'{cls.density.value}' (no likelihood). Use a family with an exact density "
-                               "or a bound (gaussian, gmm, kde, made, maf, vae, ...)")
+                               f"or a bound: {ok}")
         if self.conditional == "auto":
             return issubclass(cls, Conditional)
         if self.conditional and not issubclass(cls, Conditional):

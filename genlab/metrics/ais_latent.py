@@ -15,9 +15,10 @@ the adaptation makes the estimate slightly biased, which more steps remove).
 bound that tightens with more steps: ELBO <= IWAE_k <= AIS <= log p(x) in expectation, with AIS
 approaching ``log p(x)`` as ``steps`` grows. The schedule is the sigmoid one of Wu et al. (2017).
 
-Supported: `genlab.models.vae.VAE` (vae, iwae) with Gaussian latents (HMC needs a differentiable
-density over codes); others raise `NotSupported`. Results are in data space (nats per example),
-``log p(x) = log p(z) + log|dz/dx|`` through the model's preprocessing, as `log_prob` is.
+Supported: the `genlab.protocol.LatentVariable` capability (vae, iwae) with continuous (Gaussian)
+codes: HMC needs a differentiable density over codes; others raise `NotSupported`. Results are in
+data space (nats per example), ``log p(x) = log p(z) + log|dz/dx|`` through the model's
+preprocessing, as `log_prob` is.
 """
 from __future__ import annotations
 
@@ -26,18 +27,18 @@ import math
 import torch
 from torch import Tensor
 
-from ..models.vae import VAE
 from ..objectives.latents import GaussianLatent
-from ..protocol import GenerativeModel, NotSupported
+from ..protocol import GenerativeModel, LatentVariable, NotSupported
 from ..samplers.hmc import hmc_step
 from ..samplers.ais import sigmoid_schedule
 
 
 def check(model: GenerativeModel) -> None:
     """Raise `NotSupported` unless AIS over codes applies to ``model``."""
-    if not isinstance(model, VAE) or not isinstance(model.lat, GaussianLatent):
-        raise NotSupported(f"{model.name}: AIS over codes needs a VAE with Gaussian latents (HMC moves need a "
-                           "differentiable density over codes); use log_prob / the IWAE bound instead")
+    if not isinstance(model, LatentVariable) or not isinstance(model.latent, GaussianLatent):
+        raise NotSupported(f"{model.name}: AIS over codes needs a latent-variable model with Gaussian latents "
+                           "(HMC moves need a differentiable density over codes); use log_prob / the IWAE bound "
+                           "instead")
 
 
 def ais_log_prob(model: GenerativeModel, x: Tensor, *, steps: int = 500, chains: int = 16, leapfrog: int = 10,
@@ -70,26 +71,26 @@ def ais_log_prob(model: GenerativeModel, x: Tensor, *, steps: int = 500, chains:
     return torch.cat(out)
 
 
-def _batch(model: VAE, x: Tensor, cond: Tensor | None, betas: list[float], chains: int, leapfrog: int,
+def _batch(model: LatentVariable, x: Tensor, cond: Tensor | None, betas: list[float], chains: int, leapfrog: int,
            step_size: float, g: torch.Generator) -> Tensor:
     with torch.no_grad():
         z, logdet = model.pre(x, g)
     labels = model.labels(cond, len(z))
 
     def log_lik(c: Tensor) -> Tensor:  # (chains, n, L) -> (chains, n)
-        return model._log_lik(z, model._decode(c, labels))
+        return model.decoder_log_lik(z, model.decoder_output(c, labels))
 
     def energy_and_grad(c: Tensor, beta: float) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():
             c = c.detach().requires_grad_(True)
-            u = -(model.lat.log_prior(c) + beta * log_lik(c))
+            u = -(model.latent.log_prior(c) + beta * log_lik(c))
             (grad,) = torch.autograd.grad(u.sum(), c)
         return u.detach(), grad
 
     def randn(shape) -> Tensor:
         return torch.randn(shape, generator=g, dtype=z.dtype, device=z.device)
 
-    c = randn((chains, len(z), model.lat.code_dim))
+    c = randn((chains, len(z), model.latent.code_dim))
     eps = torch.full((chains, len(z), 1), step_size, dtype=z.dtype, device=z.device)
     log_w = torch.zeros(chains, len(z), dtype=z.dtype, device=z.device)
     for prev, beta in zip(betas[:-1], betas[1:]):

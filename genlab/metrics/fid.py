@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .samples import SampleEstimate, as_features
+from .samples import InsufficientData, SampleEstimate, as_features
 
 MIN_EXAMPLES = 2000
 WHY_MIN = ("the Fréchet distance of sample means and covariances is biased upward by about "
@@ -57,8 +57,8 @@ def fid(real: Tensor, fake: Tensor, *, min_examples: int = MIN_EXAMPLES, n_boot:
 
     Args:
         real: (n, d) features of real examples; fake: (m, d) features of generated examples.
-        min_examples: refuse (ValueError, saying why) when either set is smaller; lower it
-            knowingly, and compare only figures computed at the same n.
+        min_examples: refuse (`InsufficientData`, a ValueError, saying why) when either set is
+            smaller; lower it knowingly, and compare only figures computed at the same n.
         n_boot: bootstrap resamples (both sets resampled) for the standard error.
         seed: seeds the bootstrap.
     """
@@ -67,11 +67,11 @@ def fid(real: Tensor, fake: Tensor, *, min_examples: int = MIN_EXAMPLES, n_boot:
         raise ValueError(f"fid: feature sizes differ ({real.shape[1]} vs {fake.shape[1]})")
     small = min(len(real), len(fake))
     if small < min_examples:
-        raise ValueError(f"classifier-FID refused: {len(real)} real and {len(fake)} generated examples, fewer "
+        raise InsufficientData(f"classifier-FID refused: {len(real)} real and {len(fake)} generated examples, fewer "
                          f"than min_examples={min_examples}: {WHY_MIN}. Use more examples, or lower "
                          f"min_examples (CLI: --fid-min-examples) and compare only at equal n")
     if small < 2:
-        raise ValueError("fid needs at least 2 examples in each set to estimate a covariance")
+        raise InsufficientData("fid needs at least 2 examples in each set to estimate a covariance")
     value = frechet_distance(*_stats(real), *_stats(fake))
     g = torch.Generator().manual_seed(seed)
     boots = []

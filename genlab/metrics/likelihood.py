@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..protocol import Estimate, Density, GenerativeModel, NotSupported
+from ..protocol import Density, Estimate, GenerativeModel, NotSupported, Partition, takes_labels
 
 
 def mean_se(values: Tensor) -> Estimate:
@@ -46,3 +47,42 @@ def bits_per_dim(nll_nats: Estimate | float, dim: int) -> Estimate | float:
     if isinstance(nll_nats, Estimate):
         return Estimate(nll_nats.value * c, nll_nats.stderr * c, nll_nats.n)
     return nll_nats * c
+
+
+def likelihood_figures(model: GenerativeModel, x: Tensor, y: Tensor | None = None, *, ais_steps: int = 0,
+                       seed: int = 0) -> dict[str, Any]:
+    """The unconditional NLL of ``x`` (nats and bits/dim), comparable across families, whether it
+    is exact or a bound, and, for a model that takes labels, ``nll_given_label_nats`` beside it
+    (never in its place). An energy model with a `Partition` gets `normalized_energy_figures`."""
+    if model.density is Density.UNNORMALIZED and isinstance(model, Partition):
+        return normalized_energy_figures(model, x, ais_steps=ais_steps, seed=seed)
+    e = nll(model, x)
+    bound = model.density is Density.BOUND or model.pre.lower_bound
+    out: dict[str, Any] = {"nll_nats": e.to_dict(), "bits_per_dim": bits_per_dim(e, model.spec.dim).to_dict(),
+                           "nll_is": "upper bound" if bound else "exact"}
+    if takes_labels(model) and y is not None:
+        out["nll_given_label_nats"] = nll(model, x, condition=y).to_dict()
+    return out
+
+
+def normalized_energy_figures(model: Partition, x: Tensor, *, ais_steps: int = 0, seed: int = 0) -> dict[str, Any]:
+    """NLL of ``x`` under ``log p = -E - log Z``, with ``Z`` enumerated, integrated or estimated by
+    AIS with ``ais_steps`` steps (refused with `NotSupported` when AIS is needed and ``ais_steps``
+    is 0), and ``log Z`` itself; ``examples_outside_support`` counts examples of infinite NLL."""
+    method = model.partition_method()
+    if method == "ais" and ais_steps <= 0:
+        raise NotSupported(f"{model.name}: log Z needs annealed importance sampling here; pass --ais-steps N "
+                           "(e.g. 1000)")
+    log_z, how = model.log_partition(steps=ais_steps if method == "ais" else None,
+                                     generator=torch.Generator().manual_seed(seed))
+    lp, _ = model.log_prob_estimate(x, log_z=log_z)
+    out: dict[str, Any] = {}
+    if not torch.isfinite(lp).all():  # an ebm puts no mass outside its box: the NLL is then infinite
+        out["examples_outside_support"] = int((~torch.isfinite(lp)).sum())
+    e = mean_se(-lp)
+    out.update(nll_nats=e.to_dict(), bits_per_dim=bits_per_dim(e, model.spec.dim).to_dict(),
+               nll_is={"exact": "exact", "quadrature": "exact up to quadrature error",
+                       "ais": "estimate (AIS log Z is low in expectation: optimistic)"}[how],
+               log_partition={**log_z.to_dict(), "method": how})
+    return out
+

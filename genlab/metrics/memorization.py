@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .samples import SampleEstimate, as_features, nearest
+from .samples import InsufficientData, SampleEstimate, as_features, nearest
 
 
 @dataclass
@@ -69,12 +69,12 @@ def memorization(generated: Tensor, train: Tensor, test: Tensor, *, quantile: fl
         raise ValueError(f"memorization: generated, train and test have {g.shape[1]}, {tr.shape[1]} and "
                          f"{te.shape[1]} values per example; pass examples of one data set")
     if len(te) < 2:
-        raise ValueError("memorization needs at least 2 held-out examples")
+        raise InsufficientData("memorization needs at least 2 held-out examples")
     d_gen, idx = nearest(g, tr)
     d_test, _ = nearest(te, tr)
     scale = float(d_test.median())
     if scale == 0:  # more than half the held-out examples are copies of training examples
-        raise ValueError("memorization: every held-out example equals a training example; the split "
+        raise InsufficientData("memorization: every held-out example equals a training example; the split "
                          "leaks training data, so copies cannot be told apart")
     ratio = float(d_gen.median()) / scale
     gen = torch.Generator().manual_seed(seed)

@@ -18,9 +18,17 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ..protocol import Estimate
+from ..protocol import Estimate, NotSupported
 
 CHUNK = 2048  # rows of a distance matrix computed at once (bounds memory for large n)
+
+
+class InsufficientData(NotSupported, ValueError):
+    """A figure refused because the examples given are too few (or too degenerate) for it.
+
+    A `NotSupported`, so that `genlab.evaluate` lists the figure as not computed with this
+    message, and a ``ValueError``, what a direct caller passing too little data expects.
+    """
 
 
 @dataclass
@@ -74,7 +82,7 @@ def nearest(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 def knn_radii(x: Tensor, k: int) -> Tensor:
     """Distance from each row of ``x: (n, d)`` to its k-th nearest *other* row: (n,)."""
     if not 1 <= k < len(x):
-        raise ValueError(f"k={k} needs at least k+1 = {k + 1} reference examples, got {len(x)}")
+        raise InsufficientData(f"k={k} needs at least k+1 = {k + 1} reference examples, got {len(x)}")
     out = []
     for s in range(0, len(x), CHUNK):
         d = torch.cdist(x[s:s + CHUNK], x)
@@ -170,7 +178,7 @@ def mmd(x: Tensor, y: Tensor, bandwidths: Sequence[float] | None = None,
     _same_dim(x, y)
     n = min(len(x), len(y))
     if n < 4:
-        raise ValueError(f"mmd needs at least 4 examples in each set, got {len(x)} and {len(y)}")
+        raise InsufficientData(f"mmd needs at least 4 examples in each set, got {len(x)} and {len(y)}")
     x, y = x[:n], y[:n]
     if bandwidths is None:
         med = median_bandwidth(x, y)
@@ -195,3 +203,11 @@ def mmd(x: Tensor, y: Tensor, bandwidths: Sequence[float] | None = None,
     var = max((4 * (n - 2) * zeta1 + 2 * zeta2) / (n * (n - 1)), 0.0)
     return SampleEstimate(value, math.sqrt(var), n, n, {"bandwidths": [float(b) for b in bandwidths],
                                                         "per_bandwidth": per})
+
+
+def standardized(reference: Tensor, *xs: Tensor) -> tuple[Tensor, ...]:
+    """Each of ``xs: (n, ...)`` flattened to float64 ``(n, d)`` and standardized per entry with the
+    mean and standard deviation of ``reference`` (features of the sample metrics without a classifier)."""
+    flat = reference.reshape(len(reference), -1).double()
+    mu, sd = flat.mean(0), flat.std(0).clamp_min(1e-8)
+    return tuple((x.reshape(len(x), -1).double() - mu) / sd for x in xs)

@@ -1,5 +1,11 @@
-"""What the flow families (glow, maf, nsf) share: the base distribution, class conditioning,
-dequantization, data-dependent initialisation and the `Latent` face.
+"""What the flow families (glow, maf, nsf, realnvp) share: the base distribution, class
+conditioning, dequantization, data-dependent initialisation, the `Latent` face and the `Bijective`
+map (``forward_and_log_det`` / ``inverse`` in model space).
+
+The density is EXACT for every instance (``genlab list`` and ``genlab eval`` say so): it is the
+flow's exact density over model space. With discrete data, dequantization (uniform, or Flow++'s
+variational q(u|x)) makes ``log_prob`` a lower bound on the discrete log-probability; the
+preprocessing reports that (``model.pre.lower_bound``), and evaluation labels the NLL an upper bound.
 
 A subclass builds ``self.layers`` (an ``nn.ModuleList`` of invertible layers, see
 `genlab.nn.flows`) or overrides `_flow` / `_flow_inverse`. In model space,
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +33,7 @@ from ..data.preprocess import Preprocess, default_preprocess
 from ..data.spec import DataSpec, Kind
 from ..nn.dequant import VariationalDequantize
 from ..nn.flows import data_dependent_init
-from ..protocol import Batch, Conditional, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
+from ..protocol import Batch, Bijective, Conditional, Density, GenerativeModel, Latent, Loss, Objective
 
 
 @dataclass
@@ -37,35 +44,28 @@ class FlowConfig:
         "help": "size of the learned label embedding (labelled data only; 0: ignore labels)"})
     label_dropout: float = field(default=0.2, metadata={
         "help": "probability of training on 'no label' instead of the label, so condition=None is a trained p(x)"})
-    dequantization: str = field(default="uniform", metadata={
+    dequantization: Literal["uniform", "variational"] = field(default="uniform", metadata={
         "help": "discrete data: uniform (exact flow on uniformly dequantized data) | variational "
                 "(Flow++ learned q(u|x); log_prob is then a lower bound)"})
     dequant_layers: int = field(default=4, metadata={"help": "coupling layers of the variational dequantizer q(u|x)"})
 
 
-class FlowBase(GenerativeModel, Latent, Conditional):
+class FlowBase(GenerativeModel, Latent, Bijective, Conditional):
     """A normalizing flow on (batch, *event_shape) model-space tensors (see the module doc)."""
 
     density = Density.EXACT
+    data_kinds = frozenset({Kind.CONTINUOUS, Kind.DISCRETE, Kind.BINARY})  # ordered values
     sampling = "fast"
     training = "MLE"
     latent_kind = "R^D"
 
     def __init__(self, spec: DataSpec, config: FlowConfig):
-        if spec.kind in (Kind.CATEGORICAL, Kind.TEXT):
-            raise NotSupported(f"{self.name}: {spec.kind.value} data have no continuous embedding for a flow; "
-                               "use a categorical or autoregressive family")
-        if config.dequantization not in ("uniform", "variational"):
-            raise ValueError(f"{self.name}.dequantization must be 'uniform' or 'variational', "
-                             f"got {config.dequantization!r}")
         if config.dequantization == "variational" and not spec.is_discrete:
             raise ValueError(f"{self.name}: dequantization='variational' needs discrete data; "
                              f"these data are {spec.kind.value} (drop the setting)")
         if not 0 <= config.label_dropout < 1 or config.embed_dim < 0 or config.dequant_layers < 1:
             raise ValueError(f"{self.name}: label_dropout must lie in [0, 1), embed_dim >= 0, dequant_layers >= 1")
         super().__init__(spec, config)
-        if config.dequantization == "variational":
-            self.density = Density.BOUND  # the Flow++ bound, not the exact dequantized density
         self.n_classes = spec.num_classes if (spec.num_classes and config.embed_dim) else 0
         self.ctx_dim = config.embed_dim if self.n_classes else 0
         if self.n_classes:

@@ -1,5 +1,5 @@
-"""What the image-to-image translators (``pix2pix``, ``cyclegan``) share: the `Translator`
-capability, the data they accept, and their model space.
+"""What the image-to-image translators (``pix2pix``, ``cyclegan``) share: the data they accept
+and their model space (the `Translator` capability itself lives in `genlab.protocol`).
 
 Both work on grey-level images rescaled to [-1, 1] (`Rescale`: the generators end in tanh, as in
 pix2pix and CycleGAN); vectors have no edges, resolution or domains to translate between.
@@ -14,25 +14,11 @@ from ..data.spec import DataSpec
 from ..protocol import NotSupported
 
 
-class Translator:
-    """Mixin: ``translate(inputs, direction=None)`` maps data-space images (n, C, H, W) to
-    data-space images of the model's spec; ``directions`` names the ways it can translate
-    (the first is the default)."""
-
-    directions: tuple[str, ...] = ("forward",)
-
-    def translate(self, inputs: Tensor, direction: str | None = None) -> Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-
 def check_image_spec(spec: DataSpec, name: str) -> None:
-    """Raise NotSupported unless ``spec`` describes discrete (grey-level) images."""
+    """Raise NotSupported unless ``spec`` describes images (the family's ``data_kinds`` say which levels)."""
     if not spec.is_image:
         raise NotSupported(f"{name}: translates images (channels, height, width); got vectors of shape "
                            f"{spec.event_shape}, which have no edges, resolution or image domains")
-    if not spec.is_discrete:
-        raise NotSupported(f"{name}: needs grey-level images (discrete levels), which are rescaled to "
-                           "[-1, 1] for the tanh output; quantize continuous images first")
 
 
 def image_preprocess(spec: DataSpec) -> Preprocess:
@@ -40,12 +26,26 @@ def image_preprocess(spec: DataSpec) -> Preprocess:
     return Rescale(spec) if spec.is_discrete and spec.is_image else Preprocess()
 
 
-def pick(bank: Tensor, count: int, n: int, generator: torch.Generator | None, name: str) -> Tensor:
-    """``n`` rows drawn with replacement from the first ``count`` rows of ``bank``."""
+def pick(images: Tensor, count: int, n: int, generator: torch.Generator | None, name: str) -> Tensor:
+    """``n`` rows drawn with replacement from the first ``count`` rows of ``images``."""
     if count < 1:
         raise ValueError(f"{name}: the model holds no stored images yet; train it first (setup fills them)")
-    idx = torch.randint(count, (n,), generator=generator, device=bank.device)
-    return bank[idx]
+    idx = torch.randint(count, (n,), generator=generator, device=images.device)
+    return images[idx]
+
+
+def size_stored_images(module: torch.nn.Module, state_dict: dict[str, Tensor], prefix: str,
+                       names: tuple[str, ...], old_names: dict[str, str]) -> None:
+    """Before ``module`` loads ``state_dict`` (from ``_load_from_state_dict``): read buffers saved
+    under an old name (``old_names``: old -> new), give a buffer of ``names`` that the save lacks
+    no images, and size each buffer of ``names`` to its saved images."""
+    for old, new in old_names.items():
+        if prefix + old in state_dict and prefix + new not in state_dict:
+            state_dict[prefix + new] = state_dict.pop(prefix + old)
+    for name in names:
+        mine = getattr(module, name)
+        saved = state_dict.setdefault(prefix + name, mine.new_zeros(0, *mine.shape[1:]))
+        setattr(module, name, mine.new_empty(saved.shape))
 
 
 def read_images(path: str, spec: DataSpec) -> Tensor:

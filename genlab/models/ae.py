@@ -15,6 +15,7 @@ statistics), so they follow the encoder as it learns without a second pass over 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -38,8 +39,8 @@ class DeterministicAutoencoder(GenerativeModel, Latent):
         super().__init__(spec, config)
         if config.latent_dim < 1 or config.hidden < 1:
             raise ValueError(f"{type(self).__name__}: latent_dim and hidden must be >= 1")
-        if config.net not in ("auto", "mlp", "conv") or (config.net == "conv" and not spec.is_image):
-            raise ValueError(f"net must be auto, mlp or conv (conv only for images), got {config.net!r}")
+        if config.net == "conv" and not spec.is_image:
+            raise ValueError(f"{self.name}.net='conv' needs images; use 'mlp' or 'auto'")
         self.latent_dim = L = config.latent_dim
         h = config.hidden
         if config.net == "conv" or (config.net == "auto" and spec.is_image):
@@ -87,7 +88,7 @@ class DeterministicAutoencoder(GenerativeModel, Latent):
 class AEConfig:
     latent_dim: int = field(default=8, metadata={"help": "size of the code"})
     hidden: int = field(default=256, metadata={"help": "width of the encoder / decoder hidden layers"})
-    net: str = field(default="auto", metadata={"help": "auto (conv for images, mlp for vectors) | mlp | conv"})
+    net: Literal["auto", "mlp", "conv"] = field(default="auto", metadata={"help": "auto (conv for images, mlp for vectors) | mlp | conv"})
     code_momentum: float = field(default=0.99, metadata={
         "help": "momentum of the running code mean / covariance that sampling draws from"})
 

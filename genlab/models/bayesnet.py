@@ -12,7 +12,7 @@ Continuous data are refused (`NotSupported`): discretize them first
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -23,19 +23,19 @@ from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
 from ..pgm import inference as inf
 from ..pgm import learn
-from ..protocol import register, Batch, Density, GenerativeModel, Imputer, Loss, NotSupported, Objective
+from ..protocol import register, Batch, Density, DiscreteChainRule, GenerativeModel, Imputer, Loss, Objective
 
 
 @dataclass
 class BayesNetConfig:
-    structure: str = field(default="chow-liu", metadata={
+    structure: Literal["chow-liu", "hill-climb", "empty", "network"] = field(default="chow-liu", metadata={
         "help": "chow-liu | hill-climb | empty | network (the graph of `network`)"})
     network: str = field(default="", metadata={
         "help": "BIF file or bif:NAME (asia, sachs, alarm bundled): variable and state names, and "
                 "the graph when structure=network"})
-    score: str = field(default="bic", metadata={"help": "hill-climb score: bic | bdeu"})
+    score: Literal["bic", "bdeu"] = field(default="bic", metadata={"help": "hill-climb score: bic | bdeu"})
     max_parents: int = field(default=3, metadata={"help": "maximum in-degree for hill climbing"})
-    prior: str = field(default="bdeu", metadata={
+    prior: Literal["mle", "bdeu", "dirichlet"] = field(default="bdeu", metadata={
         "help": "CPT estimate: mle | bdeu | dirichlet (posterior means; unseen rows stay non-zero)"})
     ess: float = field(default=1.0, metadata={
         "help": "equivalent sample size of the BDeu prior / score, or the Dirichlet pseudo-count"})
@@ -43,7 +43,7 @@ class BayesNetConfig:
 
 
 @register("bayesnet")
-class BayesNet(GenerativeModel, Imputer):
+class BayesNet(GenerativeModel, Imputer, DiscreteChainRule):
     """Discrete Bayesian network: exact inference, Chow-Liu / hill-climbing structure, BIF.
 
     Buffers: ``parent_table`` (D, P) int64 parent indices padded with -1, and ``cpt_flat``
@@ -51,18 +51,14 @@ class BayesNet(GenerativeModel, Imputer):
 
     Config = BayesNetConfig
     density = Density.EXACT
+    data_kinds = frozenset(Kind) - {Kind.CONTINUOUS}
     sampling = "fast, ancestral"
     training = "MLE / Bayesian (counts), EM"
     default_epochs = 1  # one closed-form fit
 
     def __init__(self, spec: DataSpec, config: BayesNetConfig | None = None):
         config = config or BayesNetConfig()
-        if spec.kind is Kind.CONTINUOUS:
-            raise NotSupported("bayesnet models discrete variables; discretize continuous columns "
-                               "first (genlab.data.tabular.discretize)")
         super().__init__(spec, config)
-        if config.structure not in ("chow-liu", "hill-climb", "empty", "network"):
-            raise ValueError(f"bayesnet.structure must be chow-liu, hill-climb, empty or network, got {config.structure!r}")
         if config.max_parents < 0 or config.ess <= 0:
             raise ValueError("bayesnet: max_parents must be >= 0 and ess > 0")
         learn.estimate_cpt(np.ones((2, 2)), config.prior)  # validates the prior's name
@@ -256,6 +252,28 @@ class BayesNet(GenerativeModel, Imputer):
         else:
             raise ValueError(f"sample_given: method must be rejection or likelihood, got {method!r}")
         return self._tensor(x), torch.from_numpy(w)
+
+    # -- DiscreteChainRule: CPT rows given the parents, in a topological order ---------------------
+    def chain_order(self) -> list[int]:
+        """Variables in a topological order: repeated scans in index order, each taking every
+        variable whose parents are placed (compressed files record no order: keep this one)."""
+        parents = self.parents
+        order, done = [], set()
+        while len(order) < len(parents):
+            for i, ps in enumerate(parents):
+                if i not in done and all(p in done for p in ps):
+                    order.append(i)
+                    done.add(i)
+        return order
+
+    def chain_conditional(self, partial: np.ndarray, d: int) -> np.ndarray:
+        """``P(x_d = k | parents)``: partial (n, D) int64 states -> (n, levels) float64 CPT rows
+        (zero past the variable's own cardinality)."""
+        parents, cpt = self.parents[d], self.cpts[d]
+        rows = cpt[tuple(partial[:, p] for p in parents)] if parents else np.broadcast_to(cpt, (len(partial), len(cpt)))
+        out = np.zeros((len(partial), self.spec.levels))
+        out[:, :rows.shape[1]] = rows
+        return out
 
     @torch.no_grad()
     def impute(self, x: Tensor | np.ndarray, missing: Tensor | np.ndarray, method: str = "mode",

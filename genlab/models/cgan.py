@@ -12,6 +12,7 @@ all zeros), so unlabelled batches train a marginal model instead of failing; ``s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 from functools import partial
 
 import torch
@@ -26,7 +27,7 @@ from .gan import GANBase, GANConfig, eval_mode
 
 @dataclass
 class CGANConfig(GANConfig):
-    critic: str = field(default="projection", metadata={
+    critic: Literal["projection", "concat"] = field(default="projection", metadata={
         "help": "how the critic sees the label: projection (Miyato & Koyama 2018) | concat (one-hot)"})
     embed_dim: int = field(default=16, metadata={"help": "size of the generator's label embedding"})
 
@@ -97,8 +98,6 @@ class CGAN(GANBase, Conditional):
         if spec.num_classes is None or spec.num_classes < 2:
             raise NotSupported("cgan: the data have no class labels (spec.num_classes is None); "
                                "use the unconditional gan family, or load labelled data")
-        if config.critic not in ("projection", "concat"):
-            raise ValueError(f"cgan.critic must be projection or concat; got {config.critic!r}")
         if config.embed_dim < 1:
             raise ValueError("cgan.embed_dim must be >= 1")
         super().__init__(spec, config)
@@ -142,12 +141,3 @@ class CGAN(GANBase, Conditional):
             condition = torch.multinomial(self.class_freq, n, replacement=True, generator=generator)
         with eval_mode(self.generator):
             return self._generate(code, condition)
-
-    @torch.no_grad()
-    def decode(self, codes: Tensor, condition: Tensor | None = None) -> Tensor:
-        """codes: (batch, latent_dim), condition: (batch,) labels (None: unknown) -> data space."""
-        p = next(self.generator.parameters())
-        codes = torch.as_tensor(codes, dtype=p.dtype, device=p.device).reshape(-1, self.latent_dim)
-        cond = self._check_condition(condition, len(codes))
-        with eval_mode(self.generator):
-            return self.pre.inverse(self._generate(codes, cond))

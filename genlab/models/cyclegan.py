@@ -11,41 +11,62 @@ Two generators ``G_ab: A -> B`` and ``G_ba: B -> A`` (`UNet`), two critics ``D_a
 The loss defaults to least squares (``lsgan``), the paper's choice; every loss and regularizer of
 the ``gan`` family is a setting. The paper's history buffer of 50 fakes is not used.
 
-How domain B reaches the model (a design decision): the model is trained on domain A's images,
-like every family; ``domain_b`` names a data set that ``setup`` loads (``load_dataset``, at most
-``n_b`` images) and puts onto A's shape and grey levels (`resize_domain`: channel mean, an
-antialiased bilinear resize; Fashion-MNIST 28x28 -> digits 8x8). The B images are a buffer of
-the model, saved in ``model.safetensors``, so a trained model translates and samples without the
-data. Each step pairs the batch of A with B images drawn at random (unpaired).
-``sample(n)`` translates ``n`` stored B images to domain A with ``G_ba``;
+How the two domains reach the model (a design decision): only through the data, like every
+family; the model never loads a data set.
+
+* Two domains: an unpaired data set whose spec names them (``spec.domains``, from
+  ``--data digits+mnist5k``; `genlab.data.domains` puts B onto A's shape and grey levels), and
+  whose labels say the domain of each example (0: A, 1: B). ``setup`` keeps up to
+  ``stored_images`` training images of each domain in the model.
+* One domain (plain ``--data digits``): domain B is the ``derived_domain`` view of the training
+  images (edge maps, low resolution or masked: `genlab.data.paired`), stored the same way; as the
+  B images are drawn at random, apart from the A batch, the pairs are never seen together.
+
+Each step takes the batch's A images and its B images (a batch without domain labels is all A);
+a domain the batch lacks (always B for one image set; A or B in a short batch of two domains) is
+drawn at random from the stored images, as many as the batch holds of the other. The stored
+images are buffers saved in ``model.safetensors``, so a trained model translates and samples
+without the data: ``sample(n)`` translates ``n`` stored B images to domain A with ``G_ba``;
 ``translate(x, "a2b" | "b2a")`` maps data-space images either way.
+
+Runs saved before two-domain data sets (settings ``domain_b``, a data set the model loaded, and
+``n_b``) load and resume: their B images are in the model, ``n_b`` reads as ``stored_images``
+and ``domain_b`` is dropped with a warning.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
-from ..data.datasets import load_dataset
-from ..data.paired import resize_domain
+from ..data.paired import PAIRINGS, make_inputs
 from ..data.preprocess import Preprocess
-from ..data.spec import DataSpec
+from ..data.spec import DataSpec, Kind
 from ..nn.translation import PatchCritic, UNet
 from ..objectives.gan import critic_loss, generator_loss
-from ..protocol import register, Batch, Density, GenerativeModel, Loss, Objective
-from ._translation import Translator, check_image_spec, image_preprocess, pick
+from ..protocol import register, Batch, Density, GenerativeModel, Loss, NotSupported, Objective, Translator
+from ._translation import check_image_spec, image_preprocess, pick, size_stored_images
 from .gan import (AdversarialConfig, apply_regularizers, check_adversarial, critic_penalties, eval_mode,
                   frozen, generator_penalties)
 
 
 @dataclass
 class CycleGANConfig(AdversarialConfig):
+    renamed: ClassVar[dict[str, str]] = {"n_b": "stored_images"}
+    retired: ClassVar[dict[str, str]] = {
+        "domain_b": "domain B comes from the data: train on two image sets joined by '+', e.g. "
+                    "--data digits+mnist5k (a saved run keeps the domain-B images it stored)"}
+
     loss: str = field(default="lsgan", metadata={
         "help": "lsgan (paper) | minimax | ns | wgan | wgan-gp | hinge"})
-    domain_b: str = field(default="fashion-mnist", metadata={
-        "help": "data set of domain B (loaded by name in setup, resized to domain A's shape and levels)"})
-    n_b: int = field(default=2000, metadata={"help": "at most this many domain-B images are loaded and stored"})
+    derived_domain: Literal[PAIRINGS] = field(default="edges", metadata={
+        "help": "data of one domain (not A+B): domain B is this view of the training images, "
+                "unpaired: edges (Sobel) | lowres (2x2 blocks) | masked (centre blacked out)"})
+    stored_images: int = field(default=2000, metadata={
+        "help": "at most this many training images of each domain are kept in the model (sample() "
+                "translates the stored B images)"})
     cycle_weight: float = field(default=10.0, metadata={
         "help": "lambda_cyc of the cycle-consistency term (paper: 10)"})
     identity_weight: float = field(default=0.5, metadata={
@@ -61,6 +82,7 @@ class CycleGAN(GenerativeModel, Translator):
 
     Config = CycleGANConfig
     density = Density.NONE
+    data_kinds = frozenset(Kind) - {Kind.CONTINUOUS}  # grey levels, rescaled to [-1, 1]
     sampling = "fast"
     training = "min-max + cycle"
     default_epochs = 50
@@ -68,38 +90,68 @@ class CycleGAN(GenerativeModel, Translator):
 
     def __init__(self, spec: DataSpec, config: CycleGANConfig):
         check_image_spec(spec, "cyclegan")
+        if spec.domains is not None and len(spec.domains) != 2:
+            raise NotSupported(f"cyclegan: translates between two domains; the data join "
+                               f"{len(spec.domains)} ({' + '.join(spec.domains)})")
         super().__init__(spec, config)
         check_adversarial(config, "cyclegan")
-        if min(config.n_b, config.base, config.depth, config.critic_layers) < 1:
-            raise ValueError("cyclegan: n_b, base, depth and critic_layers must be >= 1")
+        if min(config.stored_images, config.base, config.depth, config.critic_layers) < 1:
+            raise ValueError("cyclegan: stored_images, base, depth and critic_layers must be >= 1")
         if config.cycle_weight < 0 or config.identity_weight < 0:
             raise ValueError("cyclegan: cycle_weight and identity_weight must be >= 0")
         c = spec.event_shape[0]
         self.g_ab, self.g_ba = UNet(c, c, config.base, config.depth), UNet(c, c, config.base, config.depth)
         self.d_a, self.d_b = (PatchCritic(c, config.base, config.critic_layers) for _ in range(2))
         apply_regularizers(config, [self.g_ab, self.g_ba], [self.d_a, self.d_b])
-        self.register_buffer("bank_b", torch.zeros(0, *spec.event_shape))  # domain B, data space of A
+        # data space of A; sized by setup (or by loading a saved model)
+        self.register_buffer("domain_a_images", torch.zeros(0, *spec.event_shape))
+        self.register_buffer("domain_b_images", torch.zeros(0, *spec.event_shape))
 
     def make_preprocess(self, spec: DataSpec) -> Preprocess:
         return image_preprocess(spec)
 
     def setup(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None) -> None:
+        """Keep up to ``stored_images`` training images of each domain (see the module docstring)."""
         super().setup(x, y, x_val)
-        ds = load_dataset(self.config.domain_b, n=self.config.n_b)
-        if not ds.spec.is_image:
-            raise ValueError(f"cyclegan.domain_b={self.config.domain_b!r} is not an image data set; "
-                             "name one such as fashion-mnist, mnist5k or digits")
-        b = resize_domain(ds.x, ds.spec.levels, self.spec.event_shape, self.spec.levels)
-        self.bank_b = b.to(self._some_tensor())
+        x, keep = self.check_input(x), self.config.stored_images
+        if self.spec.domains is None:
+            a = x[:keep]
+            b = make_inputs(a, self.config.derived_domain, self.spec.levels)
+        else:
+            if y is None:
+                raise ValueError(f"cyclegan: the data join domains {' + '.join(self.spec.domains)}; "
+                                 "pass their labels (y: 0 for A, 1 for B) with the images")
+            a, b = x[y == 0][:keep], x[y == 1][:keep]  # the stores fill a batch that lacks a domain
+            empty = [d for d, imgs in zip(self.spec.domains, (a, b)) if len(imgs) == 0]
+            if empty:
+                raise ValueError(f"cyclegan: the training data hold no image of domain {empty[0]}; "
+                                 "use more data")
+        self.domain_a_images, self.domain_b_images = a.clone(), b.clone()
 
     def set_domain_b(self, b: Tensor) -> None:
-        """Use these data-space images (n, *event_shape) as domain B instead of ``domain_b``."""
-        self.bank_b = self.check_input(b).clone()
+        """Use these data-space images (n, *event_shape) as the stored domain B instead of the data's."""
+        self.domain_b_images = self.check_input(b).clone()
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # runs saved before two-domain data hold "bank_b" and no stored A images
+        size_stored_images(self, state_dict, prefix, ("domain_a_images", "domain_b_images"),
+                           {"bank_b": "domain_b_images"})
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def _split(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The batch's data-space images of domain A and of domain B (none without domain labels)."""
+        if self.spec.domains is None or batch.y is None:
+            return batch.x, batch.x[:0]
+        return batch.x[batch.y == 0], batch.x[batch.y == 1]
 
     def _pair(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Model-space A batch and an equally large random B batch."""
-        a = self.pre(batch.x)[0]
-        return a, self.pre(pick(self.bank_b, len(self.bank_b), len(a), batch.generator, "cyclegan"))[0]
+        """Model-space A and B images of a step: the batch's, a missing domain drawn from the stored ones."""
+        a, b = self._split(batch)
+        if len(a) == 0:
+            a = pick(self.domain_a_images, len(self.domain_a_images), len(b), batch.generator, "cyclegan")
+        if len(b) == 0:
+            b = pick(self.domain_b_images, len(self.domain_b_images), len(a), batch.generator, "cyclegan")
+        return self.pre(a)[0], self.pre(b)[0]
 
     # -- objectives ------------------------------------------------------------------------------
     def _critic_loss(self, critic, real: Tensor, fake: Tensor, generator) -> Loss:
@@ -153,7 +205,7 @@ class CycleGAN(GenerativeModel, Translator):
     @torch.no_grad()
     def translate(self, inputs: Tensor, direction: str | None = None) -> Tensor:
         """Data-space images (n, *event_shape) of one domain -> the other: ``a2b`` or ``b2a``
-        (default ``b2a``: into the domain the model was trained on)."""
+        (default ``b2a``: into the domain the model samples)."""
         direction = direction or "b2a"
         if direction not in self.directions:
             raise ValueError(f"cyclegan: direction must be a2b or b2a; got {direction!r}")
@@ -163,6 +215,6 @@ class CycleGAN(GenerativeModel, Translator):
 
     def _sample(self, n: int, *, condition: Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
-        b = self.pre(pick(self.bank_b, len(self.bank_b), n, generator, "cyclegan"))[0]
+        b = self.pre(pick(self.domain_b_images, len(self.domain_b_images), n, generator, "cyclegan"))[0]
         with eval_mode(self.g_ba):
             return self.g_ba(b)

@@ -11,6 +11,7 @@ encoding ``x_0 -> x_T`` (Song et al. Sec. 4.3), a code in R^D.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -26,14 +27,14 @@ from ..samplers.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, make_s
 @dataclass
 class DDPMConfig:
     timesteps: int = field(default=1000, metadata={"help": "number of diffusion steps T"})
-    schedule: str = field(default="linear", metadata={
+    schedule: Literal["linear", "cosine"] = field(default="linear", metadata={
         "help": "noise schedule: linear (Ho et al. 2020) | cosine (Nichol & Dhariwal 2021)"})
-    sampler: str = field(default="ddpm", metadata={
+    sampler: Literal["ddpm", "ddim"] = field(default="ddpm", metadata={
         "help": "sampler: ddpm (ancestral) | ddim (Song et al. 2021; see eta, sample_steps)"})
     sample_steps: int | None = field(default=None, metadata={
         "help": "network evaluations per sample, <= timesteps (none: all T); also used by encode/decode"})
     eta: float = field(default=0.0, metadata={"help": "DDIM noise scale: 0 deterministic, 1 like DDPM"})
-    variance: str = field(default="beta", metadata={
+    variance: Literal["beta", "posterior"] = field(default="beta", metadata={
         "help": "reverse-process variance sigma_t^2: beta (beta_t) | posterior (tilde beta_t)"})
     bound_timesteps: int | None = field(default=None, metadata={
         "help": "timesteps per example in log_prob's bound: all T (none) or an unbiased stratified "
@@ -61,6 +62,7 @@ class DDPM(GenerativeModel, Latent, Conditional, Diffusion):
 
     Config = DDPMConfig
     density = Density.BOUND
+    data_kinds = frozenset({Kind.CONTINUOUS, Kind.DISCRETE, Kind.BINARY})  # ordered values
     sampling = "slow"
     training = "ELBO / denoising"
     latent_kind = "R^D"
@@ -73,9 +75,6 @@ class DDPM(GenerativeModel, Latent, Conditional, Diffusion):
     def __init__(self, spec: DataSpec, config: DDPMConfig):
         super().__init__(spec, config)
         c = config
-        if spec.kind in (Kind.CATEGORICAL, Kind.TEXT):
-            raise NotSupported(f"ddpm: Gaussian diffusion needs ordered values, not {spec.kind.value} data; "
-                               "use an autoregressive family")
         if c.timesteps < 1 or c.hidden < 1 or c.depth < 0 or c.channels < 1 or c.val_timesteps < 1:
             raise ValueError("ddpm: timesteps, hidden, channels and val_timesteps must be >= 1, depth >= 0")
         if not 0 <= c.p_uncond <= 1 or c.guidance < 0:
@@ -86,8 +85,6 @@ class DDPM(GenerativeModel, Latent, Conditional, Diffusion):
                 raise ValueError(f"ddpm.{name} must lie in 1..timesteps ({T}), got {v}")
         self.schedule = NoiseSchedule.make(c.schedule, c.timesteps)
         self.clip = (-1.0, 1.0) if spec.is_discrete else None  # discrete data live on [-1, 1]
-        if c.variance not in ("beta", "posterior"):
-            raise ValueError(f"ddpm.variance must be 'beta' or 'posterior', got {c.variance!r}")
         self.sampler  # noqa: B018  (an unknown sampler name fails here, not at the first sample)
         self.num_classes = spec.num_classes
         if spec.is_image:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +42,7 @@ from ..data.spec import DataSpec, Kind
 from ..nn import MLP, ConvEncoder
 from ..samplers.ais_energy import box_ais, box_quadrature
 from ..protocol import Estimate
-from ..protocol import register, Batch, Density, GenerativeModel, Loss, NotSupported, Objective, Partition
+from ..protocol import register, Batch, Density, GenerativeModel, Loss, Objective, Partition
 from ..samplers.langevin import Langevin
 
 _BOX = 3.0  # the chains' box before `setup` sees data: [-3, 3]^D of standardised space
@@ -65,7 +66,7 @@ class EBMConfig:
     buffer_size: int = field(default=10000, metadata={"help": "replay-buffer states kept with the model"})
     fresh: float = field(default=0.05, metadata={"help": "fraction of chains restarted from noise each step"})
     sample_steps: int = field(default=200, metadata={"help": "Langevin steps used by sample()"})
-    sample_init: str = field(default="noise", metadata={
+    sample_init: Literal["noise", "buffer"] = field(default="noise", metadata={
         "help": "where sample() starts its chains: noise | buffer"})
 
 
@@ -75,6 +76,7 @@ class EBM(GenerativeModel, Partition):
 
     Config = EBMConfig
     density = Density.UNNORMALIZED
+    data_kinds = frozenset({Kind.CONTINUOUS, Kind.DISCRETE, Kind.BINARY})  # ordered values
     sampling = "slow, Langevin"
     training = "approximate MLE (CD, replay buffer)"
     default_epochs = 100
@@ -82,17 +84,12 @@ class EBM(GenerativeModel, Partition):
 
     def __init__(self, spec: DataSpec, config: EBMConfig):
         super().__init__(spec, config)
-        if spec.kind in (Kind.CATEGORICAL, Kind.TEXT):
-            raise NotSupported(f"ebm: {spec.kind.value} data have no continuous space for Langevin "
-                               "dynamics; use a categorical or autoregressive family")
         c = config
         if c.hidden < 1 or c.depth < 0 or not c.channels or c.langevin_steps < 1 or c.sample_steps < 0:
             raise ValueError("ebm: hidden and langevin_steps must be >= 1, depth and sample_steps >= 0, "
                              "channels non-empty")
         if c.alpha < 0 or not 0 <= c.fresh <= 1 or c.buffer_size < 1:
             raise ValueError("ebm: alpha must be >= 0, fresh in [0, 1], buffer_size >= 1")
-        if c.sample_init not in ("noise", "buffer"):
-            raise ValueError(f"ebm.sample_init must be 'noise' or 'buffer', got {c.sample_init!r}")
         if c.margin < 0:
             raise ValueError(f"ebm.margin must be >= 0, got {c.margin}")
         self.sampler = Langevin(c.step_size, c.langevin_steps, c.noise_scale, c.grad_clip,
@@ -109,7 +106,7 @@ class EBM(GenerativeModel, Partition):
         shape = tuple(spec.event_shape)
         # the box chains are clamped to (set from the data by `setup`) and the replay buffer,
         # uniform noise in the box (drawn from the global RNG at construction, like the weights:
-        # `build_model` seeds it)
+        # `genlab.make(..., seed=)` seeds it)
         self.register_buffer("low", torch.full(shape, -_BOX))
         self.register_buffer("high", torch.full(shape, _BOX))
         self.register_buffer("replay", self.sampler.init_noise(c.buffer_size, shape))

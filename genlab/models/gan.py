@@ -16,16 +16,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..data.spec import DataSpec, Kind
 from ..nn import MLP, ConvDecoder, ConvEncoder
-from ..objectives.gan import (check_loss, clip_weights, critic_loss, generator_loss, gradient_penalty,
+from ..objectives.gan import (LOSSES, clip_weights, critic_loss, generator_loss, gradient_penalty,
                               orthogonal_penalty, r1_penalty, spectral_normalize)
-from ..protocol import register, Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
+from ..protocol import register, Batch, Decoder, Density, GenerativeModel, Loss, NotSupported, Objective
 
 
 @dataclass
@@ -34,30 +34,25 @@ class AdversarialConfig:
     betas: tuple[float, float] = field(default=(0.5, 0.999), metadata={
         "help": "Adam betas of both players (DCGAN: 0.5, 0.999; WGAN-GP: 0.0, 0.9)"})
     n_critic: int = field(default=1, metadata={"help": "critic steps per generator step"})
-    loss: str = field(default="ns", metadata={
+    loss: Literal[LOSSES] = field(default="ns", metadata={
         "help": "minimax | ns (non-saturating) | wgan (weight clipping) | wgan-gp | hinge | lsgan"})
     clip: float = field(default=0.01, metadata={"help": "wgan: bound c of the critic's weights, [-c, c]"})
     gp_weight: float = field(default=10.0, metadata={"help": "wgan-gp: weight lambda of the gradient penalty"})
     r1: float = field(default=0.0, metadata={
         "help": "R1 penalty gamma: adds gamma/2 E||grad D(x)||^2 on real data to any critic (0: off)"})
-    spectral_norm: str = field(default="none", metadata={
+    spectral_norm: Literal["none", "critic", "both"] = field(default="none", metadata={
         "help": "spectral normalisation of the layers of: none | critic | both"})
     ortho: float = field(default=0.0, metadata={
         "help": "orthogonal regularisation weight (BigGAN's off-diagonal form; 0: off)"})
-    ortho_on: str = field(default="generator", metadata={"help": "ortho applies to: generator | critic | both"})
+    ortho_on: Literal["generator", "critic", "both"] = field(default="generator", metadata={"help": "ortho applies to: generator | critic | both"})
 
 
 def check_adversarial(c: AdversarialConfig, where: str) -> None:
     """Raise a ValueError naming the bad setting of an adversarial config."""
-    check_loss(c.loss, where)
     if c.n_critic < 1 or c.lr <= 0:
         raise ValueError(f"{where}: n_critic must be >= 1 and lr > 0")
     if c.clip <= 0 or c.gp_weight < 0 or c.r1 < 0 or c.ortho < 0:
         raise ValueError(f"{where}: clip must be > 0 and gp_weight, r1, ortho >= 0")
-    if c.spectral_norm not in ("none", "critic", "both"):
-        raise ValueError(f"{where}.spectral_norm must be none, critic or both; got {c.spectral_norm!r}")
-    if c.ortho_on not in ("generator", "critic", "both"):
-        raise ValueError(f"{where}.ortho_on must be generator, critic or both; got {c.ortho_on!r}")
 
 
 def apply_regularizers(c: AdversarialConfig, generators: list[nn.Module], critics: list[nn.Module]) -> None:
@@ -142,20 +137,18 @@ def adversarial_objectives(model) -> list[Objective]:
                       every=c.n_critic, lr=c.lr, betas=betas)]
 
 
-class GANBase(GenerativeModel):
+class GANBase(GenerativeModel, Decoder):
     """A generator and a critic with a loss and regularizers chosen by config (``gan``, ``cgan``)."""
 
     Config = GANConfig
     density = Density.NONE
+    data_kinds = frozenset({Kind.CONTINUOUS, Kind.DISCRETE, Kind.BINARY})  # ordered values
     sampling = "fast"
     training = "min-max"
     default_epochs = 200  # moons: samples on the two moons after ~6,400 steps at lr 2e-4
 
     def __init__(self, spec: DataSpec, config: GANConfig):
         super().__init__(spec, config)
-        if spec.kind in (Kind.CATEGORICAL, Kind.TEXT):
-            raise NotSupported(f"{self.name or 'gan'}: {spec.kind.value} data are not differentiable in x; "
-                               "use an autoregressive family")
         check_adversarial(config, self.name or "gan")
         if config.latent_dim < 1 or config.hidden < 1 or config.depth < 1:
             raise ValueError("gan: latent_dim, hidden and depth must be >= 1")
@@ -218,19 +211,23 @@ class GANBase(GenerativeModel):
         with eval_mode(self.generator):
             return self._generate(self._noise(n, generator), condition)
 
-
-@register("gan")
-class GAN(GANBase, Latent):
-    """GAN with a loss and regularizers chosen by config: density NONE, fast sampling."""
-
-    def encode(self, x: Tensor) -> Tensor:
-        raise NotSupported(f"{self.name}: a GAN has no encoder, so x cannot be mapped to a code; use a "
-                           "VAE or a flow, or invert G by optimisation")
-
     @torch.no_grad()
-    def decode(self, codes: Tensor) -> Tensor:
-        """Noise to data space: codes: (batch, latent_dim) -> (batch, *event_shape)."""
+    def decode(self, codes: Tensor, condition: Tensor | None = None) -> Tensor:
+        """Noise to data space: codes: (batch, latent_dim), condition: (batch,) labels for a
+        `Conditional` subclass (None: unknown) -> (batch, *event_shape)."""
         p = next(self.generator.parameters())
         codes = torch.as_tensor(codes, dtype=p.dtype, device=p.device).reshape(-1, self.latent_dim)
+        cond = self._check_condition(condition, len(codes))
         with eval_mode(self.generator):
-            return self.pre.inverse(self._generate(codes))
+            return self.pre.inverse(self._generate(codes, cond))
+
+
+@register("gan")
+class GAN(GANBase):
+    """GAN with a loss and regularizers chosen by config: density NONE, fast sampling. Its
+    generator decodes noise (`Decoder`); it has no encoder, so it is not a `Latent` family."""
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Not a capability (the class is no `Latent`): says why a GAN cannot map x to a code."""
+        raise NotSupported(f"{self.name}: a GAN has no encoder, so x cannot be mapped to a code; use a "
+                           "VAE or a flow, or invert G by optimisation")

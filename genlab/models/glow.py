@@ -12,6 +12,7 @@ convolution and MLP conditioners. Labels (if any) enter every conditioner (see `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -30,7 +31,7 @@ class GlowConfig(FlowConfig):
     hidden: int = field(default=128, metadata={
         "help": "conditioner width: MLP units for vectors, conv channels (hidden // 4) for images"})
     depth: int = field(default=2, metadata={"help": "hidden layers per MLP / residual blocks per conv net"})
-    mixing: str = field(default="lu", metadata={
+    mixing: Literal["lu", "reverse", "shuffle"] = field(default="lu", metadata={
         "help": "lu (invertible 1x1 conv / dense linear, LU-parametrised) | reverse | shuffle (fixed permutations)"})
     scale_bound: float = field(default=2.0, metadata={"help": "coupling log-scales are bound * tanh(raw / bound)"})
 
@@ -87,8 +88,6 @@ class Glow(FlowBase):
 
     def __init__(self, spec: DataSpec, config: GlowConfig):
         super().__init__(spec, config)
-        if config.mixing not in ("lu", "reverse", "shuffle"):
-            raise ValueError(f"glow.mixing must be 'lu', 'reverse' or 'shuffle', got {config.mixing!r}")
         if config.scales < 1 or config.steps < 1 or config.hidden < 1 or config.depth < 0 or config.scale_bound <= 0:
             raise ValueError("glow: scales, steps and hidden must be >= 1, depth >= 0, scale_bound > 0")
         n_levels = min(config.scales, _halvings(*spec.event_shape[1:])) if spec.is_image else 0

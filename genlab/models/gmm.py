@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -26,7 +27,9 @@ class GMMConfig:
     tol: float = field(default=1e-4, metadata={
         "help": "stop EM when the mean train log-likelihood (nats/example) improves by less"})
     kmeans_iters: int = field(default=20, metadata={"help": "Lloyd iterations of the k-means init"})
-    seed: int = field(default=0, metadata={"help": "seed of the k-means++ initialisation"})
+    init_seed: int = field(default=0, metadata={
+        "help": "seed of the k-means++ initialisation and of the dequantization noise EM fits on"})
+    renamed: ClassVar[dict[str, str]] = {"seed": "init_seed"}  # its name in runs saved before the rename
 
 
 def component_log_prob(z: Tensor, means: Tensor, scale_tril: Tensor) -> Tensor:
@@ -114,7 +117,7 @@ class GMM(GenerativeModel, GaussianMixtureForm):
         K = self.config.n_components
         if len(x) < K:
             raise ValueError(f"gmm: {len(x)} examples cannot initialise {K} components")
-        g = torch.Generator(device=x.device).manual_seed(self.config.seed)
+        g = torch.Generator(device=x.device).manual_seed(self.config.init_seed)
         z, _ = self.pre(x, g)
         z = z.reshape(len(z), -1)
         labels = kmeans(z, K, self.config.kmeans_iters, g)
@@ -137,7 +140,7 @@ class GMM(GenerativeModel, GaussianMixtureForm):
         Discrete data are dequantized with the same seeded noise at every iteration, so that EM
         climbs one fixed likelihood (fresh noise per epoch makes the tol test meaningless).
         """
-        g = torch.Generator(device=batch.x.device).manual_seed(self.config.seed)
+        g = torch.Generator(device=batch.x.device).manual_seed(self.config.init_seed)
         z, logdet = self.pre(batch.x, g)
         z = z.reshape(len(z), -1)
         joint = component_log_prob(z, self.means, self.scale_tril) + self.weights.log()

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..data.spec import DataSpec, Kind
 from ..nn.spectral import InvertibleResBlock
-from ..protocol import register, Batch, Density, GenerativeModel, Latent, Loss, NotSupported, Objective
+from ..protocol import register, Batch, Bijective, Density, GenerativeModel, Latent, Loss, Objective
 from .realnvp import ElementwiseAffine
 
 EXACT_MAX_DIM = 4  # full Jacobians up to this dimension (D backward passes per block)
@@ -43,7 +44,7 @@ class IResNetConfig:
         "help": "spectral bound c < 1 of every layer: W / max(1, sigma(W)/c), so Lip(g) < 1"})
     power_iters: int = field(default=1, metadata={
         "help": "power iterations per training step for each layer's sigma (Miyato et al. 2018)"})
-    logdet: str = field(default="auto", metadata={
+    logdet: Literal["auto", "exact", "series"] = field(default="auto", metadata={
         "help": "auto (exact Jacobian for D <= 4, else power series) | exact | series"})
     n_terms: int = field(default=8, metadata={"help": "terms of the log-det power series (series mode)"})
     trace_samples: int = field(default=1, metadata={
@@ -57,30 +58,26 @@ class IResNetConfig:
 
 
 @register("iresnet")
-class IResNet(GenerativeModel, Latent):
+class IResNet(GenerativeModel, Latent, Bijective):
     """Invertible residual flow: exact log p (D <= 4) or its power-series estimate; fixed-point sampling."""
 
     Config = IResNetConfig
     density = Density.EXACT
+    data_kinds = frozenset({Kind.CONTINUOUS, Kind.DISCRETE, Kind.BINARY})  # ordered values
     sampling = "slow, fixed-point inverse"
     training = "MLE"
     latent_kind = "R^D"
-    # 2-D toys (16,000 points): 60 epochs of 256 = 3,780 steps, ~190 s of one core (bench/README.md)
+    # 2-D toys (16,000 points): 60 epochs of 256 = 3,780 steps (their time: bench/README.md)
     default_epochs = 60
     default_train = {"batch_size": 256, "lr": 2e-3, "lr_schedule": "cosine", "patience": 30}
 
     def __init__(self, spec: DataSpec, config: IResNetConfig):
         super().__init__(spec, config)
-        if spec.kind in (Kind.CATEGORICAL, Kind.TEXT):
-            raise NotSupported(f"iresnet: {spec.kind.value} data have no continuous embedding for a "
-                               "flow; use a categorical or autoregressive family")
         c = config
         if c.n_blocks < 1 or c.hidden < 1 or c.depth < 0 or c.power_iters < 1:
             raise ValueError("iresnet: n_blocks, hidden and power_iters must be >= 1, depth >= 0")
         if not 0 < c.coeff < 1:
             raise ValueError(f"iresnet.coeff must lie in (0, 1) (it bounds Lip(g)), got {c.coeff}")
-        if c.logdet not in ("auto", "exact", "series"):
-            raise ValueError(f"iresnet.logdet must be 'auto', 'exact' or 'series', got {c.logdet!r}")
         if c.n_terms < 1 or c.trace_samples < 1 or c.eval_trace_samples < 1:
             raise ValueError("iresnet: n_terms, trace_samples and eval_trace_samples must be >= 1")
         if c.inverse_tol <= 0 or c.inverse_max_iter < 1:
@@ -93,14 +90,16 @@ class IResNet(GenerativeModel, Latent):
         self.power_iteration(50)  # start from accurate sigma estimates, so Lip(g) < 1 from step 0
 
     # -- the flow, model space (batch, D) -> base space ----------------------------------------
-    def forward_and_log_det(self, z: Tensor, generator: torch.Generator | None = None,
+    def forward_and_log_det(self, z: Tensor, condition: Tensor | None = None, *,
+                            generator: torch.Generator | None = None,
                             n_samples: int | None = None) -> tuple[Tensor, Tensor]:
         """z: (batch, *event_shape) -> (u: (batch, D), log|det du/dz|: (batch,)).
 
         Differentiable (for training) when grad mode is on; otherwise each block's input is
         detached and only the values are returned. ``n_samples``: Hutchinson vectors (series mode;
-        default: the config's training value).
+        default: the config's training value). ``condition`` must be None (not conditional).
         """
+        self._check_condition(condition, len(z))
         create_graph = torch.is_grad_enabled()
         n_samples = n_samples or self.config.trace_samples
         x = z.reshape(len(z), -1)
@@ -122,9 +121,10 @@ class IResNet(GenerativeModel, Latent):
         return x, log_det
 
     @torch.no_grad()
-    def inverse(self, u: Tensor) -> Tensor:
+    def inverse(self, u: Tensor, condition: Tensor | None = None) -> Tensor:
         """Base space -> model space by fixed-point iteration: (batch, D) -> (batch, *event_shape).
         Raises `genlab.nn.spectral.FixedPointError` if a block does not converge."""
+        self._check_condition(condition, len(u))
         x = u.reshape(len(u), -1)
         for norm, block in zip(reversed(self.norms), reversed(self.blocks)):
             x = norm.inverse(block.inverse(x, self.config.inverse_tol, self.config.inverse_max_iter))
@@ -132,7 +132,7 @@ class IResNet(GenerativeModel, Latent):
 
     def _log_prob(self, z: Tensor, *, condition: Tensor | None = None,
                   generator: torch.Generator | None = None) -> Tensor:
-        u, log_det = self.forward_and_log_det(z, generator, self.config.eval_trace_samples)
+        u, log_det = self.forward_and_log_det(z, generator=generator, n_samples=self.config.eval_trace_samples)
         return -0.5 * u.pow(2).sum(1) - 0.5 * self.spec.dim * math.log(2 * math.pi) + log_det
 
     def _sample(self, n: int, *, condition: Tensor | None = None,
@@ -151,7 +151,7 @@ class IResNet(GenerativeModel, Latent):
         """Mean NLL (nats, data space), after refining the spectral norms of the current weights."""
         self.power_iteration()
         z, logdet = self.pre(batch.x, batch.generator)
-        u, ld = self.forward_and_log_det(z, batch.generator)
+        u, ld = self.forward_and_log_det(z, generator=batch.generator)
         lp = -0.5 * u.pow(2).sum(1) - 0.5 * self.spec.dim * math.log(2 * math.pi) + ld + logdet
         return Loss(-lp.mean())
 

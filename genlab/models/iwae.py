@@ -5,6 +5,7 @@ by default; ``log_prob`` is the same IWAE_k bound. Every other `vae` setting app
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..protocol import register
 from .vae import VAE, VAEConfig
@@ -12,7 +13,7 @@ from .vae import VAE, VAEConfig
 
 @dataclass
 class IWAEConfig(VAEConfig):
-    objective: str = field(default="iwae", metadata={
+    objective: Literal["elbo", "iwae"] = field(default="iwae", metadata={
         "help": "training objective and log_prob bound: iwae (k samples) | elbo"})
     k: int = field(default=5, metadata={"help": "importance samples of the bound"})
 

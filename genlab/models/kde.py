@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -26,7 +27,8 @@ class KDEConfig:
         "help": "bandwidths tried, log-spaced from 0.02 to 2 times Scott's rule"})
     max_points: int = field(default=20000, metadata={
         "help": "training points stored (a random subset if there are more)"})
-    seed: int = field(default=0, metadata={"help": "seed of the subsampling"})
+    subsample_seed: int = field(default=0, metadata={"help": "seed of the random subset of training points kept"})
+    renamed: ClassVar[dict[str, str]] = {"seed": "subsample_seed"}  # its name in runs saved before the rename
 
 
 def kernel_log_sum(q: Tensor, points: Tensor, bandwidths: Tensor, loo: bool = False) -> Tensor:
@@ -77,7 +79,7 @@ class KDE(GenerativeModel):
         """Store (a seeded random subset of) the training points, and the validation points."""
         super().setup(x, y, x_val)
         x = self.check_input(x)
-        g = torch.Generator(device=x.device).manual_seed(self.config.seed)
+        g = torch.Generator(device=x.device).manual_seed(self.config.subsample_seed)
         if len(x) > self.config.max_points:
             x = x[torch.randperm(len(x), generator=g, device=x.device)[:self.config.max_points]]
         z, _ = self.pre(x, g)

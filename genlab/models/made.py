@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -38,7 +39,7 @@ class MADEConfig:
     components: int = field(default=10, metadata={
         "help": "mixture components per entry: Gaussians (continuous data) or discretized "
                 "logistics (output=logistic_mixture)"})
-    output: str = field(default="auto", metadata={
+    output: Literal["auto", "softmax", "logistic_mixture"] = field(default="auto", metadata={
         "help": "conditional of an ordered discrete entry: softmax | logistic_mixture | auto "
                 "(softmax up to 64 levels; above, a softmax's D x levels outputs make the net "
                 "huge: 261M parameters on 28x28x256, so a discretized logistic mixture)"})
@@ -54,8 +55,6 @@ SOFTMAX_MAX_LEVELS = 64
 
 def resolve_output(spec: DataSpec, choice: str) -> str:
     """``softmax`` or ``logistic_mixture`` for ``spec`` (see `MADEConfig.output`)."""
-    if choice not in ("auto", "softmax", "logistic_mixture"):
-        raise ValueError(f"made.output must be auto, softmax or logistic_mixture, got {choice!r}")
     if choice != "auto":
         return choice
     ordered = spec.kind in (Kind.DISCRETE, Kind.BINARY)

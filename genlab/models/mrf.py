@@ -43,6 +43,7 @@ class MRF(GenerativeModel, Partition):
 
     Config = MRFConfig
     density = Density.UNNORMALIZED
+    data_kinds = frozenset(Kind) - {Kind.CONTINUOUS}
     sampling = "slow, Gibbs"
     training = "pseudo-likelihood"
     default_epochs = 100
@@ -50,9 +51,6 @@ class MRF(GenerativeModel, Partition):
 
     def __init__(self, spec: DataSpec, config: MRFConfig | None = None):
         config = config or MRFConfig()
-        if spec.kind is Kind.CONTINUOUS:
-            raise NotSupported("mrf models discrete variables (Ising / Potts); discretize continuous "
-                               "data first (genlab.data.tabular.discretize)")
         super().__init__(spec, config)
         if config.l2 < 0 or config.sweeps < 1:
             raise ValueError("mrf: l2 must be >= 0 and sweeps >= 1")

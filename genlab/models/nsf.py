@@ -9,8 +9,7 @@ Layers of monotone rational-quadratic splines with linear (identity) tails outsi
   ``LULinearPermute``), not a random rotation: the splines act elementwise, and in
   the data's own coordinates (pixels) the marginals are far from Gaussian (dequantized levels,
   near-constant border pixels), which a spline can fit; a random rotation mixes all D values
-  into near-Gaussian sums first, hiding that structure from the splines (on digits, 256 steps
-  of ``python -m bench.peers --models nsf --data digits``: test NLL ~91 against ~117 nats).
+  into near-Gaussian sums first, hiding that structure from the splines (bench/README.md).
 * ``transform="autoregressive"`` (RQ-NSF (AR)): ``ActNorm -> spline autoregressive`` with a MADE
   conditioner and the order reversed between layers; sampling is sequential.
 
@@ -19,6 +18,7 @@ Images are flattened to (batch, D). Labels (if any) enter every conditioner as a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ from ._flow import FlowBase, FlowConfig
 
 @dataclass
 class NSFConfig(FlowConfig):
-    transform: str = field(default="coupling", metadata={
+    transform: Literal["coupling", "autoregressive"] = field(default="coupling", metadata={
         "help": "coupling (fast sampling) | autoregressive (MADE conditioner, sequential sampling)"})
     n_layers: int = field(default=6, metadata={"help": "number of spline layers"})
     hidden: int = field(default=128, metadata={"help": "hidden units of each conditioner"})
@@ -40,7 +40,7 @@ class NSFConfig(FlowConfig):
     bins: int = field(default=8, metadata={"help": "K, rational-quadratic segments per spline"})
     tail_bound: float = field(default=3.0, metadata={
         "help": "B: splines act on [-B, B] (model space is standardized), identity outside"})
-    lu_init: str = field(default="permutation", metadata={
+    lu_init: Literal["permutation", "rotation"] = field(default="permutation", metadata={
         "help": "coupling: each LU linear layer starts as a random permutation (the splines see the data's "
                 "own coordinates; much better on images) | rotation (a random orthogonal matrix, as Glow)"})
 
@@ -65,21 +65,15 @@ class NSF(FlowBase):
     Config = NSFConfig
     sampling = "fast (coupling) | slow (autoregressive)"
     default_epochs = 300
-    # no gradient clipping (the trainer's default clips at norm 10): NLL gradients of 64-value
-    # images have norms 20-95 over the first 260 steps on digits, so every step was clipped,
-    # reweighting Adam's steps (~0.3 nats worse at 256 steps, three seeds); Adam bounds each step
-    # anyway, and the peers' training loops in bench/peers.py do not clip either.
+    # no gradient clipping (the trainer's default clips at norm 10): the NLL gradients of whole
+    # images start far above that norm, so clipping would act on every early step and reweight
+    # Adam's steps, which bound each step anyway (figures: bench/README.md).
     default_train = {"lr_schedule": "cosine", "patience": 30, "grad_clip": None}
 
     def __init__(self, spec: DataSpec, config: NSFConfig):
         super().__init__(spec, config)
-        if config.transform not in ("coupling", "autoregressive"):
-            raise ValueError(f"nsf.transform must be 'coupling' or 'autoregressive', got {config.transform!r}")
         if config.n_layers < 1 or config.hidden < 1 or config.depth < 1 or config.bins < 2 or config.tail_bound <= 0:
             raise ValueError("nsf: n_layers, hidden and depth must be >= 1, bins >= 2, tail_bound > 0")
-        if config.lu_init not in ("permutation", "rotation"):
-            raise ValueError(f"nsf.lu_init must be 'permutation' or 'rotation', got {config.lu_init!r}")
-        self.sampling = "fast" if config.transform == "coupling" else "slow"  # D passes per layer
         d = spec.dim
         if config.transform == "coupling" and d < 2:
             raise ValueError("nsf: coupling layers need at least 2 values per example; "

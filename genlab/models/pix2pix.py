@@ -12,40 +12,44 @@ How the paired model fits the protocol (a design decision):
 * ``translate(inputs)`` is the real use: data-space inputs (an edge map, a low-resolution or a
   masked image, same shape and levels as the data) -> data-space outputs.
 * ``sample(n)`` is honest about what the model is, a conditional model of x given a: it translates
-  the inputs derived from ``n`` images drawn from a bank of stored held-out examples (the
-  validation images given to ``setup``, else training images). Like the paper's G at test time
-  without dropout, G is deterministic: the diversity of samples is that of the bank.
+  the inputs derived from ``n`` images drawn from the stored held-out targets (the validation
+  images given to ``setup``, else training images). Like the paper's G at test time without
+  dropout, G is deterministic: the diversity of samples is that of the stored targets.
 * ``val_loss`` is the held-out L1 on a [0, 1] pixel scale, so the trainer keeps the best weights.
 * ``log_prob`` raises NotSupported: an adversarial model has no density.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from ..data.paired import PAIRINGS, make_inputs
 from ..data.preprocess import Preprocess
-from ..data.spec import DataSpec
+from ..data.spec import DataSpec, Kind
 from ..nn.translation import PatchCritic, UNet
 from ..objectives.gan import critic_loss, generator_loss
-from ..protocol import register, Batch, Density, GenerativeModel, Loss, Objective
-from ._translation import Translator, check_image_spec, image_preprocess, pick
+from ..protocol import register, Batch, Density, GenerativeModel, Loss, Objective, Translator
+from ._translation import check_image_spec, image_preprocess, pick, size_stored_images
 from .gan import (AdversarialConfig, adversarial_objectives, apply_regularizers, check_adversarial,
                   critic_penalties, eval_mode, frozen, generator_penalties)
 
 
 @dataclass
 class Pix2PixConfig(AdversarialConfig):
-    pairing: str = field(default="edges", metadata={
+    renamed: ClassVar[dict[str, str]] = {"bank": "stored_images"}
+
+    pairing: Literal[PAIRINGS] = field(default="edges", metadata={
         "help": "what the input is, computed from each target image: edges (Sobel) | lowres | masked"})
     factor: int = field(default=4, metadata={"help": "lowres: block size of the low-resolution input"})
     l1_weight: float = field(default=100.0, metadata={"help": "weight lambda of the L1 term (paper: 100)"})
     base: int = field(default=32, metadata={"help": "channels of the U-Net and critic at full resolution"})
     depth: int = field(default=2, metadata={"help": "stride-2 levels of the U-Net"})
     critic_layers: int = field(default=2, metadata={"help": "stride-2 layers of the PatchGAN critic"})
-    bank: int = field(default=256, metadata={"help": "held-out images stored for sample()"})
+    stored_images: int = field(default=256, metadata={
+        "help": "held-out target images kept in the model: sample() translates their inputs"})
 
 
 @register("pix2pix")
@@ -54,6 +58,7 @@ class Pix2Pix(GenerativeModel, Translator):
 
     Config = Pix2PixConfig
     density = Density.NONE
+    data_kinds = frozenset(Kind) - {Kind.CONTINUOUS}  # grey levels, rescaled to [-1, 1]
     sampling = "fast"
     training = "min-max + L1"
     default_epochs = 50
@@ -63,16 +68,15 @@ class Pix2Pix(GenerativeModel, Translator):
         check_image_spec(spec, "pix2pix")
         super().__init__(spec, config)
         check_adversarial(config, "pix2pix")
-        if config.pairing not in PAIRINGS:
-            raise ValueError(f"pix2pix.pairing must be one of {', '.join(PAIRINGS)}; got {config.pairing!r}")
         c = config
-        if min(c.factor, c.base, c.depth, c.critic_layers, c.bank) < 1 or c.l1_weight < 0:
-            raise ValueError("pix2pix: factor, base, depth, critic_layers and bank must be >= 1, l1_weight >= 0")
+        if min(c.factor, c.base, c.depth, c.critic_layers, c.stored_images) < 1 or c.l1_weight < 0:
+            raise ValueError("pix2pix: factor, base, depth, critic_layers and stored_images must be >= 1, "
+                             "l1_weight >= 0")
         ch = spec.event_shape[0]
         self.generator = UNet(ch, ch, c.base, c.depth)
         self.critic = PatchCritic(2 * ch, c.base, c.critic_layers)
         apply_regularizers(config, [self.generator], [self.critic])
-        self.register_buffer("bank", torch.zeros(0, *spec.event_shape))  # resized by setup / load
+        self.register_buffer("stored_targets", torch.zeros(0, *spec.event_shape))  # sized by setup / load
 
     def make_preprocess(self, spec: DataSpec) -> Preprocess:
         return image_preprocess(spec)
@@ -80,7 +84,11 @@ class Pix2Pix(GenerativeModel, Translator):
     def setup(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None) -> None:
         super().setup(x, y, x_val)
         src = x_val if x_val is not None and len(x_val) > 0 else x
-        self.bank = self.check_input(src[:self.config.bank]).clone()
+        self.stored_targets = self.check_input(src[:self.config.stored_images]).clone()
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        size_stored_images(self, state_dict, prefix, ("stored_targets",), {"bank": "stored_targets"})
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     # -- pieces ----------------------------------------------------------------------------------
     def inputs(self, x: Tensor) -> Tensor:
@@ -133,7 +141,7 @@ class Pix2Pix(GenerativeModel, Translator):
 
     def _sample(self, n: int, *, condition: Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
-        targets = pick(self.bank, len(self.bank), n, generator, "pix2pix")
+        targets = pick(self.stored_targets, len(self.stored_targets), n, generator, "pix2pix")
         with eval_mode(self.generator):
             return self.generator(self._pair(targets)[0])
 

@@ -14,6 +14,7 @@ transformer for vectors, a flow for continuous images).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -30,7 +31,7 @@ class PixelCNNConfig:
     channels: int = field(default=32, metadata={"help": "hidden channels of the gated stacks"})
     n_layers: int = field(default=5, metadata={"help": "gated layers"})
     kernel: int = field(default=3, metadata={"help": "odd kernel width of the stacks (3, 5, ...)"})
-    output: str = field(default="softmax", metadata={
+    output: Literal["softmax", "logistic_mixture"] = field(default="softmax", metadata={
         "help": "per-pixel conditional: softmax (over the levels) | logistic_mixture"})
     components: int = field(default=5, metadata={"help": "logistics per mixture (logistic_mixture only)"})
     temperature: float = field(default=1.0, metadata={
@@ -43,6 +44,7 @@ class PixelCNN(GenerativeModel, Autoregressive):
 
     Config = PixelCNNConfig
     density = Density.EXACT
+    data_kinds = frozenset(Kind) - {Kind.CONTINUOUS}
     sampling = "slow"
     training = "MLE"
     default_epochs = 50
@@ -52,9 +54,6 @@ class PixelCNN(GenerativeModel, Autoregressive):
         if not spec.is_image:
             raise NotSupported(f"pixelcnn models (C, H, W) images; got event_shape {spec.event_shape}. "
                                "Use made or transformer for vectors")
-        if spec.kind is Kind.CONTINUOUS:
-            raise NotSupported("pixelcnn models discrete levels; these images are continuous. Quantize "
-                               "them to integer levels, or use a flow (realnvp) for continuous images")
         check_temperature(config.temperature)
         self.head = make_head(spec, config.components, config.output)
         c, self.n_params = spec.event_shape[0], self.head.n_params

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -32,7 +33,7 @@ from ..samplers.gibbs import block_gibbs
 @dataclass
 class RBMConfig:
     hidden: int = field(default=64, metadata={"help": "number of binary hidden units H"})
-    visible: str = field(default="auto", metadata={
+    visible: Literal["auto", "bernoulli", "gaussian"] = field(default="auto", metadata={
         "help": "auto | bernoulli | gaussian (auto: bernoulli for binary data, gaussian otherwise)"})
     k: int = field(default=1, metadata={"help": "Gibbs steps of CD-k / PCD-k per update"})
     persistent: bool = field(default=True, metadata={"help": "persistent CD (Tieleman 2008) instead of CD-k"})
@@ -43,7 +44,8 @@ class RBMConfig:
     ais_betas: int = field(default=10_000, metadata={"help": "AIS intermediate distributions"})
     ais_runs: int = field(default=100, metadata={"help": "AIS chains"})
     init_std: float = field(default=0.01, metadata={"help": "std of the initial weights"})
-    seed: int = field(default=0, metadata={"help": "seed of the fantasy chains' initial states"})
+    chain_seed: int = field(default=0, metadata={"help": "seed of the fantasy chains' initial states"})
+    renamed: ClassVar[dict[str, str]] = {"seed": "chain_seed"}  # its name in runs saved before the rename
 
 
 @register("rbm")
@@ -55,6 +57,7 @@ class RBM(GenerativeModel, Partition, Latent):
 
     Config = RBMConfig
     density = Density.UNNORMALIZED
+    data_kinds = frozenset({Kind.CONTINUOUS, Kind.DISCRETE, Kind.BINARY})  # ordered values
     sampling = "slow, block Gibbs"
     training = "CD-k / PCD"
     default_epochs = 50
@@ -62,14 +65,10 @@ class RBM(GenerativeModel, Partition, Latent):
 
     def __init__(self, spec: DataSpec, config: RBMConfig | None = None):
         config = config or RBMConfig()
-        if spec.kind in (Kind.CATEGORICAL, Kind.TEXT):
-            raise NotSupported(f"rbm: no visible units for {spec.kind.value} data; use mrf or bayesnet")
         if config.visible == "auto":
             config_visible = "bernoulli" if spec.kind is Kind.BINARY else "gaussian"
-        elif config.visible in ("bernoulli", "gaussian"):
-            config_visible = config.visible
         else:
-            raise ValueError(f"rbm.visible must be auto, bernoulli or gaussian, got {config.visible!r}")
+            config_visible = config.visible
         if config_visible == "bernoulli" and spec.kind is not Kind.BINARY:
             raise ValueError("rbm.visible='bernoulli' needs binary (0/1) data; binarize it or use 'gaussian'")
         self.gaussian = config_visible == "gaussian"
@@ -89,7 +88,7 @@ class RBM(GenerativeModel, Partition, Latent):
     def setup(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None) -> None:
         """Base rates (Hinton 2010, sec. 8.1) as visible biases and AIS base; chains start at data."""
         super().setup(x, y, x_val)
-        g = torch.Generator(device=x.device).manual_seed(self.config.seed)
+        g = torch.Generator(device=x.device).manual_seed(self.config.chain_seed)
         z = self.pre(self.check_input(x), g)[0].reshape(len(x), -1)
         with torch.no_grad():
             if self.gaussian:

@@ -15,6 +15,7 @@ may use variational dequantization (Ho et al. 2019). Both come from the shared f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +34,7 @@ class RealNVPConfig(FlowConfig):
         "help": "hidden width of each coupling MLP (conv nets use hidden // 4 channels)"})
     depth: int = field(default=2, metadata={
         "help": "hidden layers per coupling MLP (residual blocks per coupling conv net)"})
-    net: str = field(default="auto", metadata={
+    net: Literal["auto", "mlp", "conv"] = field(default="auto", metadata={
         "help": "coupling network: mlp | conv | auto (conv for images, mlp for vectors)"})
     scale_bound: float = field(default=2.0, metadata={
         "help": "log-scales are squashed to bound * tanh(raw / bound) for stability"})
@@ -113,8 +114,6 @@ class RealNVP(FlowBase):
 
     def __init__(self, spec: DataSpec, config: RealNVPConfig):
         super().__init__(spec, config)  # refuses categorical / text data
-        if config.net not in ("auto", "mlp", "conv"):
-            raise ValueError(f"realnvp.net must be 'auto', 'mlp' or 'conv', got {config.net!r}")
         if config.n_layers < 1 or config.hidden < 1 or config.depth < 0 or config.scale_bound <= 0:
             raise ValueError("realnvp: n_layers and hidden must be >= 1, depth >= 0, scale_bound > 0")
         conv = config.net == "conv" or (config.net == "auto" and spec.is_image)
@@ -133,9 +132,9 @@ class RealNVP(FlowBase):
                 AffineCoupling(spec.dim, False, config.hidden, config.depth, self.ctx_dim, config.scale_bound,
                                swap=k % 2 == 1) for k in range(config.n_layers))
         # MLP couplings on images: the halves are the two colours of a spatial checkerboard (every
-        # pixel's neighbours condition it), not the top and bottom of the flattened image; on
-        # digits at 256 steps the halves were 2 nats worse than zuko's alternating columns
-        # (bench.peers). A fixed permutation on entry, undone on exit (log|det| 0).
+        # pixel's neighbours condition it), not the top and bottom of the flattened image, whose
+        # halves share few neighbours (bench/README.md). A fixed permutation on entry, undone on
+        # exit (log|det| 0).
         self.entry: Permutation | None = None
         if not conv and spec.is_image:
             board = _checkerboards(spec.event_shape, 1)[0].flatten()

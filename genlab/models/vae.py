@@ -21,24 +21,25 @@ import torch
 from torch import Tensor, nn
 
 from ..data.preprocess import Preprocess, Rescale, default_preprocess
-from ..data.spec import DataSpec
+from ..data.spec import DataSpec, Kind
 from ..nn import MLP, ConvDecoder, ConvEncoder
 from ..objectives.elbo import (discretized_logistic_log_lik, gaussian_log_lik,
                                kl_weight_schedule, log_mean_exp)
 from ..objectives.latents import make_latent
 from ..objectives.reinforce import make_baseline, reinforce_surrogate
-from ..protocol import (Batch, register, Conditional, Density, GenerativeModel, Latent, Loss, NotSupported,
-                        Objective)
+from ..protocol import (Batch, register, Conditional, Density, GenerativeModel, Latent, LatentVariable, Loss,
+                        NotSupported, Objective)
 from .vae_config import LOG_SCALE_MIN, VAEConfig, _check, resolve_likelihood
 
 __all__ = ["LOG_SCALE_MIN", "VAE", "VAEConfig", "resolve_likelihood"]
 
 @register("vae")
-class VAE(GenerativeModel, Latent, Conditional):
+class VAE(GenerativeModel, Latent, LatentVariable, Conditional):
     """VAE with MLP (vectors) or convolutional (images) encoder and decoder; see the module doc."""
 
     Config = VAEConfig
     density = Density.BOUND
+    data_kinds = frozenset({Kind.CONTINUOUS, Kind.DISCRETE, Kind.BINARY})  # ordered values
     sampling = "fast"
     training = "ELBO"
     default_epochs = 200  # digits: -ELBO 1.95 bits/dim after 200 epochs (2.11 after 50)
@@ -47,9 +48,9 @@ class VAE(GenerativeModel, Latent, Conditional):
         super().__init__(spec, config)
         _check(config)
         self.likelihood = resolve_likelihood(spec, config.likelihood)
-        self.lat = make_latent(config.latent, config.latent_dim, config.categories)
-        self.latent_dim = D = self.lat.code_dim  # size of the codes that encode / decode use
-        self.reparam = config.gradient == "reparam" or (config.gradient == "auto" and not self.lat.discrete)
+        self.latent = make_latent(config.latent, config.latent_dim, config.categories)
+        self.latent_dim = D = self.latent.code_dim  # size of the codes that encode / decode use
+        self.reparam = config.gradient == "reparam" or (config.gradient == "auto" and not self.latent.discrete)
         self.n_labels = spec.num_classes if config.conditional and spec.num_classes else 0
         E = config.label_dim if self.n_labels else 0
         h = config.hidden
@@ -59,10 +60,10 @@ class VAE(GenerativeModel, Latent, Conditional):
         self.register_buffer("steps_done", torch.zeros(()))  # training steps, for KL annealing
         if self.conv:
             c, hh, ww = spec.event_shape
-            self.encoder = ConvEncoder((c + (E > 0), hh, ww), self.lat.n_params, hidden=h)
+            self.encoder = ConvEncoder((c + (E > 0), hh, ww), self.latent.n_params, hidden=h)
             self.decoder = ConvDecoder(D + E, spec.event_shape, hidden=h)
         else:
-            self.encoder = MLP(spec.dim + E, self.lat.n_params, (h, h))
+            self.encoder = MLP(spec.dim + E, self.latent.n_params, (h, h))
             self.decoder = MLP(D + E, spec.dim, (h, h))
         if self.n_labels:  # the extra index n_labels is "no label"
             self.enc_label = nn.Embedding(self.n_labels + 1, spec.event_shape[1] * spec.event_shape[2]
@@ -118,9 +119,9 @@ class VAE(GenerativeModel, Latent, Conditional):
         """Gaussian latents: model-space z -> mu, logvar: (batch, latent_dim) each."""
         if self.config.latent != "gaussian":
             raise NotSupported(f"{self.name}: posterior() is for gaussian latents; use encoder_params()")
-        return self.lat.split(self.encoder_params(z, labels))
+        return self.latent.split(self.encoder_params(z, labels))
 
-    def _decode(self, code: Tensor, labels: Tensor | None = None) -> Tensor:
+    def decoder_output(self, code: Tensor, labels: Tensor | None = None) -> Tensor:
         """(*lead, batch, code_dim) -> decoder output (means; logits for Bernoulli),
         (*lead, batch, *event_shape)."""
         if labels is not None:
@@ -132,7 +133,7 @@ class VAE(GenerativeModel, Latent, Conditional):
     def _mean(self, out: Tensor) -> Tensor:
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
-    def _log_lik(self, z: Tensor, out: Tensor) -> Tensor:
+    def decoder_log_lik(self, z: Tensor, out: Tensor) -> Tensor:
         """log p(z | code): z (batch, *event), out (*lead, batch, *event) -> (*lead, batch)."""
         z = z.expand_as(out)
         if self.likelihood == "bernoulli":  # bernoulli_log_lik, negated after the sum: one (batch,) negation
@@ -148,17 +149,17 @@ class VAE(GenerativeModel, Latent, Conditional):
                    labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One-sample ``(log p(z | code), KL(q || p))`` per example for model-space ``z``: (batch,) each."""
         params = self.encoder_params(z, labels)
-        codes = self.lat.sample(params, 1, generator)
-        return self._log_lik(z, self._decode(codes, labels))[0], self.lat.kl(params)
+        codes = self.latent.sample(params, 1, generator)
+        return self.decoder_log_lik(z, self.decoder_output(codes, labels))[0], self.latent.kl(params)
 
     def log_weights(self, z: Tensor, k: int, generator: torch.Generator | None = None,
                     condition: Tensor | None = None) -> Tensor:
         """(k, batch) importance log-weights ``log p(z, c_i) - log q(c_i | z)``, ``c_i ~ q``."""
         labels = self.labels(condition, len(z))
         params = self.encoder_params(z, labels)
-        codes = self.lat.sample(params, k, generator)
-        return (self._log_lik(z, self._decode(codes, labels)) + self.lat.log_prior(codes)
-                - self.lat.log_q(params, codes))
+        codes = self.latent.sample(params, k, generator)
+        return (self.decoder_log_lik(z, self.decoder_output(codes, labels)) + self.latent.log_prior(codes)
+                - self.latent.log_q(params, codes))
 
     def kl_weight(self) -> float:
         """The annealed beta at the current step (`kl_weight_schedule`)."""
@@ -176,7 +177,7 @@ class VAE(GenerativeModel, Latent, Conditional):
 
     def _sample(self, n: int, *, condition: Tensor | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
-        out = self._decode(self.lat.prior_sample(n, generator, self.steps_done), self.labels(condition, n))
+        out = self.decoder_output(self.latent.prior_sample(n, generator, self.steps_done), self.labels(condition, n))
         if self.config.sample_mean:
             return self._mean(out)
         if self.likelihood == "bernoulli":
@@ -205,21 +206,21 @@ class VAE(GenerativeModel, Latent, Conditional):
         z, logdet = self.pre(batch.x, g)
         labels = self._train_labels(batch.y, len(z), g)
         params = self.encoder_params(z, labels)
-        codes = self.lat.sample(params, c.k if c.objective == "iwae" else 1, g)
+        codes = self.latent.sample(params, c.k if c.objective == "iwae" else 1, g)
         if not self.reparam:
             codes = codes.detach()
-        log_lik = self._log_lik(z, self._decode(codes, labels))  # (k, batch)
+        log_lik = self.decoder_log_lik(z, self.decoder_output(codes, labels))  # (k, batch)
         # log q(c|x) enters only the IWAE weights and the score-function term; the reparameterised
         # ELBO uses the closed-form KL, so it is not computed there
-        log_q = self.lat.log_q(params, codes) if c.objective == "iwae" or not self.reparam else None
+        log_q = self.latent.log_q(params, codes) if c.objective == "iwae" or not self.reparam else None
         beta = self.kl_weight()
         if c.objective == "iwae":  # Burda et al. 2016, Eq. 8; beta weights log p(c) - log q(c|x)
-            log_r = self.lat.log_prior(codes) - log_q
+            log_r = self.latent.log_prior(codes) - log_q
             objective = log_mean_exp(log_lik + beta * log_r, 0)
             bound, signal, log_q = log_mean_exp(log_lik + log_r, 0), objective, log_q.sum(0)
             logs = {}
         else:
-            kl = self.lat.kl(params)
+            kl = self.latent.kl(params)
             objective = log_lik[0] - beta * kl
             bound = objective if beta == 1 else log_lik[0] - kl
             signal, log_q = log_lik[0], log_q[0] if log_q is not None else None
@@ -253,7 +254,7 @@ class VAE(GenerativeModel, Latent, Conditional):
         x = self.check_input(x)
         condition = self._check_condition(condition, len(x))
         z, _ = self.pre(x, torch.Generator(device=x.device).manual_seed(0))
-        return self.lat.mean(self.encoder_params(z, self.labels(condition, len(z))))
+        return self.latent.mean(self.encoder_params(z, self.labels(condition, len(z))))
 
     @torch.no_grad()
     def decode(self, codes: Tensor, condition: Tensor | None = None) -> Tensor:
@@ -261,4 +262,4 @@ class VAE(GenerativeModel, Latent, Conditional):
         p = self.steps_done
         codes = torch.as_tensor(codes, dtype=p.dtype, device=p.device).reshape(-1, self.latent_dim)
         condition = self._check_condition(condition, len(codes))
-        return self.pre.inverse(self._mean(self._decode(codes, self.labels(condition, len(codes)))))
+        return self.pre.inverse(self._mean(self.decoder_output(codes, self.labels(condition, len(codes)))))

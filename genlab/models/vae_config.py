@@ -3,6 +3,7 @@ decoder likelihood chosen from the data (see `genlab.models.vae`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..data.spec import DataSpec, Kind
 from ..objectives.elbo import kl_weight_schedule
@@ -20,28 +21,28 @@ class VAEConfig:
     latent_dim: int = field(default=16, metadata=_h("number of latent variables (categorical: each has `categories` values)"))
     hidden: int = field(default=256, metadata=_h("width of the encoder / decoder hidden layers"))
     beta: float = field(default=1.0, metadata=_h("weight of the KL term in training (beta-VAE)"))
-    kl_schedule: str = field(default="linear", metadata=_h(
+    kl_schedule: Literal["constant", "linear", "cyclical"] = field(default="linear", metadata=_h(
         "KL weight schedule: constant | linear (0 -> beta over kl_warmup_steps; constant if 0) | "
         "cyclical (Fu et al. 2019: kl_cycles ramps over kl_total_steps)"))
     kl_warmup_steps: int = field(default=0, metadata=_h("steps of the linear KL warm-up"))
     kl_total_steps: int = field(default=0, metadata=_h("steps covered by the cyclical schedule (beta afterwards)"))
     kl_cycles: int = field(default=4, metadata=_h("number of cycles of the cyclical schedule"))
     kl_ratio: float = field(default=0.5, metadata=_h("share of each cycle spent rising from 0 to beta"))
-    objective: str = field(default="elbo", metadata=_h(
+    objective: Literal["elbo", "iwae"] = field(default="elbo", metadata=_h(
         "training objective and log_prob bound: elbo | iwae (importance-weighted, k samples)"))
     k: int = field(default=5, metadata=_h("importance samples of the iwae objective / bound"))
-    latent: str = field(default="gaussian", metadata=_h("latent distribution: gaussian | bernoulli | categorical"))
+    latent: Literal["gaussian", "bernoulli", "categorical"] = field(default="gaussian", metadata=_h("latent distribution: gaussian | bernoulli | categorical"))
     categories: int = field(default=10, metadata=_h("values of each categorical latent variable"))
-    gradient: str = field(default="auto", metadata=_h(
+    gradient: Literal["auto", "reparam", "reinforce"] = field(default="auto", metadata=_h(
         "encoder gradient: auto (reparam for gaussian, reinforce for discrete) | reparam | reinforce"))
-    baseline: str = field(default="moving_average", metadata=_h(
+    baseline: Literal["none", "moving_average", "learned"] = field(default="moving_average", metadata=_h(
         "REINFORCE control variate: none | moving_average | learned (NVIL: average + net b(x))"))
     baseline_decay: float = field(default=0.9, metadata=_h("decay of the baseline's moving average"))
-    net: str = field(default="auto", metadata=_h("networks: auto (conv for images, mlp for vectors) | mlp | conv"))
+    net: Literal["auto", "mlp", "conv"] = field(default="auto", metadata=_h("networks: auto (conv for images, mlp for vectors) | mlp | conv"))
     conditional: bool = field(default=True, metadata=_h("condition on the labels when the data have them"))
     label_dim: int = field(default=16, metadata=_h("size of the label embedding"))
     label_dropout: float = field(default=0.2, metadata=_h("share of training labels replaced by 'no label'"))
-    likelihood: str = field(default="auto", metadata=_h(
+    likelihood: Literal["auto", "gaussian", "bernoulli", "logistic"] = field(default="auto", metadata=_h(
         "decoder likelihood: auto | gaussian | bernoulli | logistic (auto: gaussian for continuous, "
         "bernoulli for binary, discretized logistic for discrete data)"))
     sample_mean: bool = field(default=False, metadata=_h("sample() returns decoder means instead of draws"))
@@ -54,8 +55,6 @@ def resolve_likelihood(spec: DataSpec, choice: str) -> str:
                            "autoregressive family")
     if choice == "auto":
         return {Kind.CONTINUOUS: "gaussian", Kind.BINARY: "bernoulli"}.get(spec.kind, "logistic")
-    if choice not in ("gaussian", "bernoulli", "logistic"):
-        raise ValueError(f"vae.likelihood must be auto, gaussian, bernoulli or logistic, got {choice!r}")
     if choice == "bernoulli" and spec.levels != 2:
         raise ValueError("vae.likelihood='bernoulli' needs binary data (2 levels)")
     if choice == "logistic" and not spec.is_discrete:
@@ -69,12 +68,6 @@ def _check(config: VAEConfig) -> None:
         raise ValueError("vae: latent_dim, hidden, k and label_dim must be >= 1")
     if c.beta < 0 or c.kl_warmup_steps < 0 or not 0 <= c.label_dropout < 1:
         raise ValueError("vae: beta and kl_warmup_steps must be >= 0, label_dropout in [0, 1)")
-    if c.objective not in ("elbo", "iwae"):
-        raise ValueError(f"vae.objective must be elbo or iwae, got {c.objective!r}")
-    if c.net not in ("auto", "mlp", "conv"):
-        raise ValueError(f"vae.net must be auto, mlp or conv, got {c.net!r}")
-    if c.gradient not in ("auto", "reparam", "reinforce"):
-        raise ValueError(f"vae.gradient must be auto, reparam or reinforce, got {c.gradient!r}")
     if c.gradient == "reparam" and c.latent != "gaussian":
         raise ValueError(f"vae: {c.latent} latents have no reparameterization; use gradient=reinforce")
     kl_weight_schedule(0, c.beta, c.kl_schedule, c.kl_warmup_steps, c.kl_total_steps, c.kl_cycles, c.kl_ratio)

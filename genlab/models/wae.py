@@ -11,6 +11,7 @@ prior draws. There is no density.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -25,7 +26,7 @@ from .ae import DeterministicAutoencoder
 class WAEConfig:
     latent_dim: int = field(default=8, metadata={"help": "size of the code (prior N(0, I))"})
     hidden: int = field(default=256, metadata={"help": "width of the encoder / decoder hidden layers"})
-    net: str = field(default="auto", metadata={"help": "auto (conv for images, mlp for vectors) | mlp | conv"})
+    net: Literal["auto", "mlp", "conv"] = field(default="auto", metadata={"help": "auto (conv for images, mlp for vectors) | mlp | conv"})
     mmd_weight: float = field(default=10.0, metadata={"help": "lambda, the weight of the MMD penalty"})
     kernel_scales: tuple[float, ...] = field(default=WAE_SCALES, metadata={
         "help": "IMQ kernel scales s (C = 2 * latent_dim * s), summed"})

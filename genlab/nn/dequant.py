@@ -71,6 +71,8 @@ class VariationalDequantize(Preprocess):
     data's own space). Its parameters train with the model's. ``inverse`` rounds down.
     """
 
+    lower_bound = True  # Jensen's gap over q(u|x), as for uniform dequantization
+
     def __init__(self, spec: DataSpec, layers: int = 4, hidden: int = 32, depth: int = 1):
         super().__init__()
         self.stats = Standardize(spec, dequantize=True)  # mean/std of uniformly dequantized data

@@ -1,47 +1,35 @@
-"""Figures: a sample grid for images, a scatter plot for vectors, loss curves."""
+"""Figures written to files: a sample grid for images, a scatter plot for vectors, strips of
+images side by side, loss curves, and the two pictures of a run directory."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data.spec import DataSpec
+from .grid import image_grid
+from .plots import loss_png
 
 
-def image_grid(x: torch.Tensor, spec: DataSpec, ncol: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tile images ``x: (n, C, H, W)`` (data space) into one uint8 array (rows, cols[, 3])."""
-    x = x.detach().cpu().float()
-    n, c, h, w = x.shape
-    top = (spec.levels - 1) if spec.levels else 1.0
-    if spec.levels is None:  # continuous: stretch to the observed range
-        lo, hi = float(x.min()), float(x.max())
-        x, top = (x - lo) / max(hi - lo, 1e-12), 1.0
-    x = (x / top).clamp(0, 1)
-    ncol = ncol or math.ceil(math.sqrt(n))
-    nrow = math.ceil(n / ncol)
-    grid = torch.ones(c, nrow * (h + pad) + pad, ncol * (w + pad) + pad)
-    for i in range(n):
-        r, k = divmod(i, ncol)
-        grid[:, pad + r * (h + pad):pad + r * (h + pad) + h, pad + k * (w + pad):pad + k * (w + pad) + w] = x[i]
-    arr = (grid.numpy() * 255).round().astype(np.uint8)
-    return arr[0] if c == 1 else arr[:3].transpose(1, 2, 0)
+def _save_upscaled(arr: np.ndarray, path: Path, size: int) -> None:
+    """Write a uint8 image, enlarged by an integer factor (nearest neighbour) to about ``size``
+    pixels on its longer side, so that 8x8 digits stay readable."""
+    from PIL import Image
+
+    img = Image.fromarray(arr)
+    scale = max(1, size // max(img.width, img.height))
+    img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(path)
 
 
 def save_samples(x: torch.Tensor, spec: DataSpec, path: str | Path, title: str = "",
                  reference: torch.Tensor | None = None) -> Path:
     """Write samples as a picture: an image grid, or a scatter of the first two coordinates
     (beside ``reference`` data when given)."""
-    from PIL import Image
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if spec.is_image:
-        arr = image_grid(x, spec)
-        img = Image.fromarray(arr)
-        scale = max(1, 640 // max(img.width, img.height))
-        img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(path)
+        _save_upscaled(image_grid(x, spec), path, 640)
         return path
     import matplotlib
     matplotlib.use("Agg")
@@ -67,13 +55,51 @@ def save_samples(x: torch.Tensor, spec: DataSpec, path: str | Path, title: str =
     return path
 
 
+def save_strips(rows: torch.Tensor, spec: DataSpec, path: str | Path, size: int = 480) -> Path:
+    """Write images as a PNG, one strip per row: interpolation paths, or input | output pairs.
+
+    Args:
+        rows: (n_rows, per_row, *event_shape) images in data space.
+        spec: the data's spec (must describe images).
+        path: the .png to write.
+        size: about this many pixels on the longer side (integer upscaling).
+    Raises:
+        ValueError: the data are not images.
+    """
+    if not spec.is_image:
+        raise ValueError("PNG strips need image data; write .npy instead")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save_upscaled(image_grid(rows.reshape(-1, *spec.event_shape), spec, ncol=rows.shape[1]), path, size)
+    return path
+
+
 def loss_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
     """Write the PNG of every ``loss/*`` series and the validation loss of a run's metrics.jsonl
     (`genlab.report.plots.loss_png`) to ``path``; None when the run logged no loss."""
-    from .plots import loss_png  # plots builds on this module
-
     png = loss_png(metrics_path)
     if png is None:
         return None
     Path(path).write_bytes(png)
     return Path(path)
+
+
+def save_run_figures(run_dir: str | Path, name: str, spec: DataSpec, samples: torch.Tensor | None,
+                     reference: torch.Tensor | None = None) -> None:
+    """The pictures of a run directory: ``samples.png`` and, when the run logged losses, ``loss.png``.
+
+    Args:
+        run_dir: the run directory (holds ``metrics.jsonl``).
+        name: the family, for the title.
+        spec: the data's spec.
+        samples: (n, *event_shape) samples in data space (at most 64 images are drawn); None: the
+            model gave none, and there is no ``samples.png``.
+        reference: held-out examples drawn under a scatter of vectors (ignored for images).
+    """
+    run_dir = Path(run_dir)
+    if samples is not None:
+        shown = samples[:64] if spec.is_image else samples
+        save_samples(shown, spec, run_dir / "samples.png", title=f"{name} samples",
+                     reference=None if spec.is_image else reference)
+    if (run_dir / "metrics.jsonl").exists():
+        loss_curves(run_dir / "metrics.jsonl", run_dir / "loss.png")

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..data.spec import DataSpec
 from ..protocol import GenerativeModel, Latent
-from .figures import image_grid
+from .grid import image_grid
 
 
 def _plt():

@@ -104,9 +104,10 @@ def features_note(ev: dict) -> str:
     if f.get("kind") == "classifier":
         c = f["classifier"]
         acc = c.get("val_accuracy")
+        kept = f"cached at {esc(c['path'])}" if c.get("path") else "not cached"
         return (f"Sample metrics use the {c['features']}-d penultimate features of genlab's classifier for this data set "
                 f"(trained on {c['n_train']} training examples; held-out accuracy "
-                f"{'–' if acc is None else f'{acc:.3f}'}; cached at {esc(c.get('path'))}). ")
+                f"{'–' if acc is None else f'{acc:.3f}'}; {kept}). ")
     return f"Sample metrics use the standardized examples themselves ({esc(f.get('why', ''))}). "
 
 

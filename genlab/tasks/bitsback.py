@@ -1,7 +1,8 @@
-"""Bits-back ANS for VAEs (Townsend, Bird & Barber 2019, "Practical lossless compression with
-latent variables using bits back coding", ICLR 2019).
+"""Bits-back ANS for latent-variable models (Townsend, Bird & Barber 2019, "Practical lossless
+compression with latent variables using bits back coding", ICLR 2019).
 
-Per example ``x`` (data space: integer levels) with a VAE ``q(y|x)``, ``p(y)``, ``p(x|y)``:
+Per example ``x`` (data space: integer levels) with the `genlab.protocol.LatentVariable` pieces
+``q(y|x)``, ``p(y)``, ``p(x|y)`` (vae, iwae):
 
 * encode: *decode* a latent ``y ~ q(y|x)`` from the ANS stack (taking ``-log q(y|x)`` bits off
   it), encode ``x`` under ``p(x|y)``, encode ``y`` under ``p(y)``;
@@ -41,24 +42,24 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..models.vae import VAE
 from ..objectives.elbo import discretized_logistic_log_lik
 from ..objectives.latents import BernoulliLatent, CategoricalLatent, GaussianLatent
-from ..protocol import NotSupported
+from ..protocol import LatentVariable, NotSupported
 
 MARGIN = 64  # bits that must stay on the stack after decoding a chunk's latents
 BUCKET_BITS = 12  # 4,096 equal-mass prior buckets per Gaussian latent
 
 
-def check(model: VAE) -> None:
+def check(model: LatentVariable) -> None:
+    """Raise `NotSupported` unless the decoder's likelihood is discrete (bits-back codes ``x`` under it)."""
     if model.likelihood not in ("bernoulli", "logistic"):
         raise NotSupported(f"{model.name}: bits-back coding needs a discrete decoder likelihood (bernoulli or "
                            f"discretized logistic), this model's is {model.likelihood!r}")
 
 
-def _latent_symbols(model: VAE) -> tuple[int, int]:
+def _latent_symbols(model: LatentVariable) -> tuple[int, int]:
     """(latent symbols per example, values per symbol)."""
-    lat = model.lat
+    lat = model.latent
     if isinstance(lat, CategoricalLatent):
         return lat.L, lat.K
     if isinstance(lat, BernoulliLatent):
@@ -67,10 +68,10 @@ def _latent_symbols(model: VAE) -> tuple[int, int]:
 
 
 class _Pieces:
-    """The VAE's distributions as float64 probability tables, computed for one chunk at a time."""
+    """The model's distributions as float64 probability tables, computed for one chunk at a time."""
 
-    def __init__(self, model: VAE, bucket_bits: int):
-        self.model, self.spec, self.lat = model, model.spec, model.lat
+    def __init__(self, model: LatentVariable, bucket_bits: int):
+        self.model, self.spec, self.lat = model, model.spec, model.latent
         self.n_lat, self.k_lat = _latent_symbols(model)
         if isinstance(self.lat, GaussianLatent):
             u = torch.arange(2 ** bucket_bits + 1, dtype=torch.float64) / 2 ** bucket_bits
@@ -112,7 +113,7 @@ class _Pieces:
     def likelihood(self, codes: Tensor) -> np.ndarray:
         """p(x_d | y) for every entry: (m * D, levels)."""
         m = len(codes)
-        out = self.model._decode(codes, self.model.labels(None, m)).double().reshape(-1, 1)
+        out = self.model.decoder_output(codes, self.model.labels(None, m)).double().reshape(-1, 1)
         if self.model.likelihood == "bernoulli":
             return torch.cat([torch.sigmoid(-out), torch.sigmoid(out)], 1).numpy()
         L = self.spec.levels
@@ -136,7 +137,7 @@ class _Starved(Exception):
     """The stack held too few bits to decode a latent: start again with more initial words."""
 
 
-def encode(model: VAE, sym: np.ndarray, seed: int = 0, max_chunk: int = 32) -> tuple[np.ndarray, float, dict]:
+def encode(model: LatentVariable, sym: np.ndarray, seed: int = 0, max_chunk: int = 32) -> tuple[np.ndarray, float, dict]:
     """Words for ``sym`` (n, D) integer levels, the ideal net bits (sum over examples of
     ``-log2 p(x|y) - log2 p(y) + log2 q(y|x)`` at the drawn ``y``), and header fields."""
     check(model)
@@ -148,7 +149,7 @@ def encode(model: VAE, sym: np.ndarray, seed: int = 0, max_chunk: int = 32) -> t
             k += 2
 
 
-def _first_need(model: VAE, first: np.ndarray, seed: int) -> int:
+def _first_need(model: LatentVariable, first: np.ndarray, seed: int) -> int:
     """Initial words for the first example: the bits its latents take off a stack that has
     plenty (at most 24 per symbol), plus `MARGIN`, in words."""
     pieces = _Pieces(model, BUCKET_BITS)
@@ -158,7 +159,7 @@ def _first_need(model: VAE, first: np.ndarray, seed: int) -> int:
     return max(2, math.ceil((start - coder.num_valid_bits() + MARGIN) / 32) + 1)
 
 
-def _encode(model: VAE, sym: np.ndarray, seed: int, k: int, max_chunk: int) -> tuple[np.ndarray, float, dict]:
+def _encode(model: LatentVariable, sym: np.ndarray, seed: int, k: int, max_chunk: int) -> tuple[np.ndarray, float, dict]:
     bb = BUCKET_BITS
     pieces = _Pieces(model, bb)
     fam = constriction.stream.model.Categorical(perfect=False)
@@ -194,7 +195,7 @@ def _encode(model: VAE, sym: np.ndarray, seed: int, k: int, max_chunk: int) -> t
     return words[j:], ideal, {"chunks": runs, "seed": seed, "bucket_bits": bb, "initial_words": k, "implied": j}
 
 
-def decode(model: VAE, words: np.ndarray, n: int, header: dict) -> np.ndarray:
+def decode(model: LatentVariable, words: np.ndarray, n: int, header: dict) -> np.ndarray:
     """The (n, D) symbols of `encode`'s words; ValueError if the file does not decode cleanly."""
     check(model)
     try:
@@ -228,7 +229,7 @@ def decode(model: VAE, words: np.ndarray, n: int, header: dict) -> np.ndarray:
     return sym
 
 
-def neg_elbo(model: VAE, sym: np.ndarray, samples: int = 8, seed: int = 0, batch: int = 100) -> float:
+def neg_elbo(model: LatentVariable, sym: np.ndarray, samples: int = 8, seed: int = 0, batch: int = 100) -> float:
     """Total ``-ELBO`` in nats over the examples: exact KL plus the reconstruction term averaged
     over ``samples`` posterior draws (the figure bits-back coding approaches)."""
     g = torch.Generator().manual_seed(seed)
@@ -236,7 +237,7 @@ def neg_elbo(model: VAE, sym: np.ndarray, samples: int = 8, seed: int = 0, batch
     for i in range(0, len(sym), batch):
         z, labels = pieces._model_space(sym[i:i + batch])
         params = model.encoder_params(z, labels)
-        codes = model.lat.sample(params, samples, g)
-        rec = model._log_lik(z, model._decode(codes, labels)).double().mean(0)
-        total -= float((rec - model.lat.kl(params).double()).sum())
+        codes = model.latent.sample(params, samples, g)
+        rec = model.decoder_log_lik(z, model.decoder_output(codes, labels)).double().mean(0)
+        total -= float((rec - model.latent.kl(params).double()).sum())
     return total

@@ -11,8 +11,8 @@ levels), by what the model offers (its capabilities, never its family name):
     gives each entry's parameters for ``head.log_prob``: made (ordering 0), pixelcnn,
     transformer): the network runs on the partially filled input once per entry,
     batched over the examples;
-  - Bayesian networks (`BayesNet`: parents and CPTs): each variable's CPT row given its
-    parents, in topological order;
+  - exact discrete chain rules (the `genlab.protocol.DiscreteChainRule` capability: bayesnet's
+    CPT row of each variable given its parents, in topological order);
   - Gaussians / mixtures (`GaussianMixtureForm`) over dequantized levels: a discrete model
     derived from the density, ``Q(x_d = k | x_<d)`` = the mass of bin ``k`` (in model space,
     edge bins open) under the exact conditional mixture of ``z_d`` given the bin centres of
@@ -21,9 +21,9 @@ levels), by what the model offers (its capabilities, never its family name):
     dequantized bound (which `measure` reports beside it): that bound pays Jensen's gap over
     the dequantization noise, large for strongly correlated entries.
 
-* ``bits-back`` (`VAE` and its subclasses, e.g. iwae: an encoder ``q(y|x)``, a prior and a
-  discrete decoder likelihood): bits-back ANS (Townsend, Bird & Barber 2019), see
-  `genlab.tasks.bitsback`.
+* ``bits-back`` (the `genlab.protocol.LatentVariable` capability: vae, iwae; an encoder
+  ``q(y|x)``, a prior and a discrete decoder likelihood): bits-back ANS (Townsend, Bird & Barber
+  2019), see `genlab.tasks.bitsback`.
 
 Other families raise `NotSupported` with the reason (no exact or bounded discrete probabilities:
 flows and diffusion over dequantized data, GANs, energies; continuous data).
@@ -49,9 +49,8 @@ import torch
 from torch import Tensor
 
 from ..data.preprocess import Standardize
-from ..models.bayesnet import BayesNet
-from ..models.vae import VAE
-from ..protocol import Density, GaussianMixtureForm, GenerativeModel, NotSupported
+from ..protocol import (Density, DiscreteChainRule, GaussianMixtureForm, GenerativeModel, LatentVariable,
+                        NotSupported)
 from . import bitsback
 from .codec_format import check_model, data_digest, fingerprint, pack, unpack
 from .impute_ar import ar_view
@@ -83,12 +82,13 @@ def method_for(model: GenerativeModel) -> str:
     if not spec.is_discrete:
         raise NotSupported(f"{model.name}: lossless coding needs discrete data; these are continuous. "
                            "Quantize them to integer levels and train on those")
-    if isinstance(model, VAE):
+    if isinstance(model, LatentVariable):
         bitsback.check(model)
         return "bits-back"
     if model.density is not Density.EXACT:
         raise NotSupported(f"{model.name}: density is '{model.density.value}'; entropy coding needs exact "
-                           "probabilities (an exact model) or a VAE's encoder and decoder (bits-back)")
+                           "probabilities (an exact model) or a latent-variable model's encoder and decoder "
+                           "(bits-back)")
     _chain_steps(model)  # raises NotSupported if no chain rule is available
     return "chain"
 
@@ -96,15 +96,15 @@ def method_for(model: GenerativeModel) -> str:
 # -- the chain rule, one entry at a time ---------------------------------------------------------
 def _chain_steps(model: GenerativeModel) -> tuple[list[int], Step]:
     """The coding order and the conditional of one entry given the entries before it."""
-    if isinstance(model, BayesNet):
-        return _bayesnet_steps(model)
+    if isinstance(model, DiscreteChainRule):
+        return model.chain_order(), model.chain_conditional
     if isinstance(model, GaussianMixtureForm):
         return _mixture_steps(model)
     view = ar_view(model)
     if view is not None:
         return _autoregressive_steps(model, view)
     raise NotSupported(f"{model.name}: its exact density has no chain rule that genlab can evaluate one entry "
-                       "at a time (autoregressive conditionals, CPTs or a Gaussian mixture)")
+                       "at a time (autoregressive conditionals, a discrete chain rule or a Gaussian mixture)")
 
 
 def _autoregressive_steps(model: GenerativeModel, view) -> tuple[list[int], Step]:
@@ -123,25 +123,6 @@ def _autoregressive_steps(model: GenerativeModel, view) -> tuple[list[int], Step
         lp = model.head.log_prob(values[:, d].expand(len(x), L), params[:, None].expand(-1, L, -1))
         return torch.softmax(lp.double(), -1).numpy()  # renormalizes the head's own rounding
     return orders[0].tolist(), step
-
-
-def _bayesnet_steps(model: BayesNet) -> tuple[list[int], Step]:
-    """Topological order; entry ``d``'s CPT row given its (already coded) parents."""
-    parents, cpts, L = model.parents, model.cpts, model.spec.levels
-    order, done = [], set()
-    while len(order) < len(parents):
-        for i, ps in enumerate(parents):
-            if i not in done and all(p in done for p in ps):
-                order.append(i)
-                done.add(i)
-
-    def step(partial: np.ndarray, d: int) -> np.ndarray:
-        rows = cpts[d][tuple(partial[:, p] for p in parents[d])] if parents[d] else np.broadcast_to(
-            cpts[d], (len(partial), len(cpts[d])))
-        out = np.zeros((len(partial), L))
-        out[:, :rows.shape[1]] = rows
-        return out
-    return order, step
 
 
 def _mixture_steps(model: GenerativeModel) -> tuple[list[int], Step]:
@@ -238,7 +219,7 @@ def compress(model: GenerativeModel, x: Tensor | np.ndarray, *, seed: int = 0, n
     Args:
         model: a trained model over discrete data (see the module docstring for which).
         x: (n, *event_shape) or (n, D) integer levels ``0..levels-1``.
-        seed: seed of the bits-back coder's initial words (VAEs; recorded in the file).
+        seed: seed of the bits-back coder's initial words (latent-variable models; recorded in the file).
         note: JSON-able facts to keep in the header (the CLI keeps the input array's dtype
             and shape there); `read_header` returns them.
     """
@@ -278,8 +259,8 @@ def measure(model: GenerativeModel, x: Tensor | np.ndarray, *, seed: int = 0, nl
     Returns a dict: ``bits_per_dim`` (the whole file: header and words), ``payload_bits_per_dim``
     (the words), ``ideal_bits_per_dim`` (sum of -log2 of the coded probabilities: chain coding's
     information content; for bits-back the ideal net cost of each example), ``nll_bits_per_dim``
-    (the model's -log p(x) from ``log_prob``; for VAEs the -ELBO averaged over ``nll_samples``
-    draws), ``method``, ``bytes``, and the seconds to compress and to decompress (checked equal).
+    (the model's -log p(x) from ``log_prob``; for latent-variable models the -ELBO averaged over
+    ``nll_samples`` draws), ``method``, ``bytes``, and the seconds to compress and to decompress (checked equal).
     """
     sym = _symbols(model, x)
     n, D = sym.shape
@@ -291,7 +272,7 @@ def measure(model: GenerativeModel, x: Tensor | np.ndarray, *, seed: int = 0, nl
     if not np.array_equal(back.reshape(n, -1).numpy().astype(np.int64), sym):
         raise RuntimeError("round trip is not exact")  # decompress's checksum makes this unreachable
     with _coding(model):
-        if isinstance(model, VAE):
+        if isinstance(model, LatentVariable):
             nll = bitsback.neg_elbo(model, sym, nll_samples, seed)
         else:
             xt = torch.from_numpy(sym).to(model._some_tensor().dtype)

@@ -35,7 +35,7 @@ from ..protocol import Density, Energy, GaussianMixtureForm, GenerativeModel, Im
 from .impute_ar import ancestral, ar_view, missing_last
 from .impute_diffusion import is_diffusion, repaint
 from .impute_mcmc import mcmc, projection, start
-from .impute_vae import is_vae, vae_chain
+from .impute_vae import decodes_entrywise, latent_chain
 
 METHODS = ("exact-gaussian", "model", "repaint", "ancestral", "ancestral+mcmc", "mwg", "pseudo-gibbs",
            "mcmc", "projection")
@@ -66,7 +66,7 @@ def method_for(model: GenerativeModel, mask: Tensor | None = None) -> str:
         return "model"
     if is_diffusion(model):
         return "repaint"
-    if is_vae(model):
+    if decodes_entrywise(model):
         return "mwg"
     if model.density is Density.EXACT and ar_view(model) is not None:
         if mask is None:
@@ -84,7 +84,8 @@ def method_for(model: GenerativeModel, mask: Tensor | None = None) -> str:
 def _require(method: str, model: GenerativeModel) -> None:
     ok = {"exact-gaussian": isinstance(model, GaussianMixtureForm), "model": isinstance(model, Imputer),
           "repaint": is_diffusion(model), "ancestral": ar_view(model) is not None,
-          "ancestral+mcmc": ar_view(model) is not None, "mwg": is_vae(model), "pseudo-gibbs": is_vae(model),
+          "ancestral+mcmc": ar_view(model) is not None, "mwg": decodes_entrywise(model),
+          "pseudo-gibbs": decodes_entrywise(model),
           "mcmc": _has_density(model), "projection": isinstance(model, Latent)}
     if method not in ok:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -100,9 +101,8 @@ def impute(model: GenerativeModel, x: Tensor, mask: Tensor, n_draws: int = 5,
 
     Args:
         sweeps: MCMC / Gibbs passes over the missing coordinates (mcmc, mwg, pseudo-gibbs,
-            projection). None: 200 for mwg (its code proposals are accepted 10-50% of the time
-            on the bench's trained VAEs, so it needs more steps: bench/impute.py, digits 50% MCAR,
-            RMSE 3.15 after 20 sweeps, 2.70 after 200), 20 for the others.
+            projection). None: 200 for mwg (a Metropolis step over the codes rejects many of
+            its proposals, so it needs more sweeps than the others; bench/README.md), 20 for the others.
         method: force one of `METHODS` instead of `method_for`'s choice.
         steps, jump, resample: RePaint's respaced chain length (None: the model's
             ``sample_steps``) and resampling schedule (`impute_diffusion.repaint_path`).
@@ -149,7 +149,7 @@ def _chain(model, method, x, miss, g, sweeps, steps, jump, resample, info) -> Te
     if method == "repaint":
         return _data_space(model, repaint(model, _model_space(model, x, g), miss, g, steps, jump, resample))
     if method in ("mwg", "pseudo-gibbs"):
-        z, rate = vae_chain(model, _model_space(model, x, g), miss, g, sweeps, metropolis=method == "mwg")
+        z, rate = latent_chain(model, _model_space(model, x, g), miss, g, sweeps, metropolis=method == "mwg")
         info["acceptance"] = rate
         return _data_space(model, z)
     # ancestral (+ mcmc for the rows whose missing entries do not come last)

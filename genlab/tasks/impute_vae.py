@@ -13,23 +13,24 @@ Both chains run on the missing entries ``x_m`` of a model-space example whose ob
   ``x_m ~ p(x_m | c)``: Metropolis-within-Gibbs on ``p(c, x_m | x_o)``, which is asymptotically
   exact for any encoder that covers the posterior.
 
-The chains need a `genlab.models.vae.VAE` (iwae included; see `is_vae`), whose pieces they use: ``encoder_params``, a latent family ``lat`` (``sample``, ``log_q``, ``log_prior``),
-``_decode`` (codes -> decoder output) and ``_log_lik`` (the decoder's ``log p(x | c)``), and a
-``likelihood`` name (``gaussian``, ``bernoulli`` or ``logistic``) that says how to draw from it.
+The chains need the `genlab.protocol.LatentVariable` pieces (vae, iwae; see `decodes_entrywise`):
+``encoder_params``, the code distribution ``latent`` (``sample``, ``log_q``, ``log_prior``),
+``decoder_output`` (codes -> the likelihood's location) and ``decoder_log_lik``
+(``log p(x | c)``), and a ``likelihood`` (``gaussian``, ``bernoulli`` or ``logistic``) that says
+how to draw from it.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ..models.vae import VAE
-from ..protocol import GenerativeModel
+from ..protocol import GenerativeModel, LatentVariable
 
 
-def is_vae(model: GenerativeModel) -> bool:
-    """True for a `genlab.models.vae.VAE` (iwae included) whose decoder likelihood can be drawn
-    from and scored entry by entry (Gaussian, Bernoulli, discretized logistic)."""
-    return isinstance(model, VAE) and model.likelihood in ("gaussian", "bernoulli", "logistic")
+def decodes_entrywise(model: GenerativeModel) -> bool:
+    """True for a `LatentVariable` model (vae, iwae) whose decoder likelihood can be drawn from
+    and scored entry by entry (Gaussian, Bernoulli, discretized logistic)."""
+    return isinstance(model, LatentVariable) and model.likelihood in ("gaussian", "bernoulli", "logistic")
 
 
 def decoder_draw(model: GenerativeModel, out: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -48,7 +49,7 @@ def decoder_draw(model: GenerativeModel, out: Tensor, generator: torch.Generator
     return torch.round((v + 1) * half) / half - 1
 
 
-def vae_chain(model: GenerativeModel, z: Tensor, miss: Tensor, generator: torch.Generator | None,
+def latent_chain(model: GenerativeModel, z: Tensor, miss: Tensor, generator: torch.Generator | None,
               sweeps: int, metropolis: bool) -> tuple[Tensor, float]:
     """Run ``sweeps`` steps of pseudo-Gibbs (``metropolis=False``) or Metropolis-within-Gibbs.
 
@@ -69,15 +70,15 @@ def vae_chain(model: GenerativeModel, z: Tensor, miss: Tensor, generator: torch.
     accepted = 0.0
     for _ in range(sweeps):
         params = model.encoder_params(cur, labels)
-        new = model.lat.sample(params, 1, generator)[0]                   # (n, code_dim)
+        new = model.latent.sample(params, 1, generator)[0]                   # (n, code_dim)
         if not metropolis or code is None:
-            code, out = new, model._decode(new[None], labels)[0]
+            code, out = new, model.decoder_output(new[None], labels)[0]
             accepted += 1.0
         else:
             both = torch.stack([code, new])                               # (2, n, code_dim)
-            outs = model._decode(both, labels)                            # (2, n, *event)
+            outs = model.decoder_output(both, labels)                            # (2, n, *event)
             # log p(x, c) - log q(c | x) for the current and the proposed code: (2, n)
-            lw = model._log_lik(cur, outs) + model.lat.log_prior(both) - model.lat.log_q(params, both)
+            lw = model.decoder_log_lik(cur, outs) + model.latent.log_prior(both) - model.latent.log_q(params, both)
             u = torch.rand(len(cur), generator=generator, dtype=lw.dtype, device=lw.device)
             acc = u.log() < lw[1] - lw[0]
             code = torch.where(acc[:, None], new, code)

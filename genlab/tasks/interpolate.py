@@ -6,20 +6,28 @@
 * `attribute_vector`: mean code of class ``a`` minus mean code of class ``b`` (White 2016;
   Larsen et al. 2016); `apply_attribute` decodes ``encode(x) + alpha * v``.
 
-Codes are (latent_dim,) or (n, latent_dim); decoded examples are in data space.
+Codes are (latent_dim,) or (n, latent_dim); decoded examples are in data space. The functions
+return tensors; pictures of them are drawn by the caller (`genlab.report.save_strips`).
 """
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
-from ..protocol import GenerativeModel, Latent, NotSupported
+from ..protocol import Decoder, GenerativeModel, Latent, NotSupported
+from ..registry import families, get_family
+
+PathKind = Literal["slerp", "lerp"]
+PATHS: tuple[str, ...] = get_args(PathKind)
 
 
 def _latent(model: GenerativeModel) -> None:
     if not isinstance(model, Latent):
+        latent = [f for f in families() if issubclass(get_family(f), Latent)]
         raise NotSupported(f"{model.name} has no latent space; interpolation needs a Latent family "
-                           "(ae, vae, wae, iwae, a flow, ...)")
+                           f"({', '.join(latent)})")
 
 
 def lerp(z0: Tensor, z1: Tensor, steps: int) -> Tensor:
@@ -42,22 +50,38 @@ def slerp(z0: Tensor, z1: Tensor, steps: int) -> Tensor:
 
 
 @torch.no_grad()
-def interpolate(model: GenerativeModel, x0: Tensor, x1: Tensor, steps: int = 8, kind: str = "slerp") -> Tensor:
+def interpolate(model: GenerativeModel, x0: Tensor, x1: Tensor, steps: int = 8, kind: PathKind = "slerp") -> Tensor:
     """Decode the path between the codes of pairs of examples.
 
     Args:
         x0, x1: (pairs, *event_shape) examples in data space.
+        steps: points along each path, ends included.
+        kind: ``slerp`` (spherical) or ``lerp`` (straight line).
     Returns:
         (pairs, steps, *event_shape) decoded examples.
     """
     _latent(model)
-    if kind not in ("lerp", "slerp"):
-        raise ValueError(f"kind must be lerp or slerp, got {kind!r}")
+    if kind not in PATHS:
+        raise ValueError(f"kind must be one of {list(PATHS)}, got {kind!r}")
     path = lerp if kind == "lerp" else slerp
     z0, z1 = model.encode(model.check_input(x0)), model.encode(model.check_input(x1))
     codes = torch.stack([path(a.flatten(), b.flatten(), steps) for a, b in zip(z0, z1)])  # (pairs, steps, d)
     out = model.decode(codes.reshape(-1, *z0.shape[1:]))
     return out.reshape(len(z0), steps, *model.spec.event_shape)
+
+
+@torch.no_grad()
+def decode_path(model: GenerativeModel, z0: Tensor, z1: Tensor, steps: int = 8, kind: PathKind = "slerp") -> Tensor:
+    """Decode the path between two codes (latent_dim,) of a `Decoder` (a GAN's noise vectors
+    too: no encoder needed): (steps, *event_shape), data space."""
+    if not isinstance(model, Decoder):
+        decoders = [f for f in families() if issubclass(get_family(f), Decoder)]
+        raise NotSupported(f"{model.name} has no latent space; decode_path needs a family that decodes codes "
+                           f"({', '.join(decoders)})")
+    if kind not in PATHS:
+        raise ValueError(f"kind must be one of {list(PATHS)}, got {kind!r}")
+    codes = (lerp if kind == "lerp" else slerp)(z0.flatten(), z1.flatten(), steps)
+    return model.decode(codes).reshape(steps, *model.spec.event_shape)
 
 
 @torch.no_grad()
@@ -80,15 +104,3 @@ def apply_attribute(model: GenerativeModel, x: Tensor, vector: Tensor, alphas: l
     out = model.decode(codes.reshape(-1, *z.shape[1:]))
     return out.reshape(len(z), len(alphas), *model.spec.event_shape)
 
-
-def save_strips(rows: Tensor, spec, path: str) -> None:
-    """Write (rows, steps, *event_shape) images as a PNG, one strip per row (upscaled)."""
-    from PIL import Image
-
-    from ..report.figures import image_grid
-
-    if not spec.is_image:
-        raise ValueError("PNG strips need image data; write .npy instead")
-    img = Image.fromarray(image_grid(rows.reshape(-1, *spec.event_shape), spec, ncol=rows.shape[1]))
-    scale = max(1, 480 // max(img.width, img.height))
-    img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(path)

@@ -238,9 +238,8 @@ def detect_outliers(run_dir: str, data: str, *, fpr: float = 0.05, background: s
 
     Returns ``{"methods": {method: {threshold, flagged, auroc, aupr}}, "scores": {method: (n,)}}``.
     """
-    from ..runs import build_model
-    from ..train import Trainer, train_config
-    from ..registry import get_family
+    from ..registry import make
+    from ..train import TrainConfig, Trainer
     from .runs import load_like, run_model_and_splits
 
     model, splits = run_model_and_splits(run_dir)
@@ -251,8 +250,8 @@ def detect_outliers(run_dir: str, data: str, *, fpr: float = 0.05, background: s
     x, _ = load_like(model, data, n)
     bg = None
     if background:
-        bg = build_model(background, splits.train.spec, {}, 0)
-        Trainer(bg, train_config(get_family(background), device="cpu", progress=False)).fit(
+        bg = make(background, splits.train.spec, seed=0)
+        Trainer(bg, TrainConfig(device="cpu", progress=False)).fit(
             splits.train.x, None, splits.val.x, None)
     test = outlier_scores(model, splits.test.x, splits.val.x, background=bg, compressor=compressor)
     new = outlier_scores(model, x, splits.val.x, background=bg, compressor=compressor)

@@ -1,4 +1,6 @@
-"""The one trainer and the helpers that run it on named data (`run.py`)."""
-from .trainer import TrainConfig, Trainer, TrainingDiverged, train_config
+"""The one trainer (`Trainer`), its settings (`TrainConfig`) and why a run stopped (`StopReason`)."""
+from .config import TrainConfig
+from .stop import StopReason
+from .trainer import Trainer, TrainingDiverged
 
-__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "train_config"]
+__all__ = ["StopReason", "TrainConfig", "Trainer", "TrainingDiverged"]

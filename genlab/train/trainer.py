@@ -10,12 +10,10 @@ weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -23,43 +21,16 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .. import io
 from ..protocol import Batch, GenerativeModel, Loss, Objective
+from . import checkpoint
 from . import distributed as D
-from .state import join_state, split_state
+from .config import TrainConfig
+from .ema import EMA
+from .stop import StopReason
 
 
 class TrainingDiverged(RuntimeError):
     """A loss or a parameter became NaN/Inf; the message names the step and the checkpoint kept."""
-
-
-@dataclass
-class TrainConfig:
-    """Settings of the trainer (the model's own hyperparameters are in its Config)."""
-
-    epochs: int | None = field(default=None, metadata={"help": "passes over the training data (default: the family's)"})
-    batch_size: int = field(default=256, metadata={"help": "examples per step (per process under torchrun)"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate (objectives may override)"})
-    lr_schedule: str = field(default="constant", metadata={"help": "constant | cosine (decays to 0 over all epochs)"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    grad_clip: float | None = field(default=10.0, metadata={"help": "clip each objective's gradient norm (none: off)"})
-    ema: float | None = field(default=None, metadata={"help": "EMA decay of weights for validation and the saved model, e.g. 0.999"})
-    patience: int | None = field(default=10, metadata={"help": "stop after this many epochs without validation gain (none: off)"})
-    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints (also one per epoch)"})
-    log_every: int = field(default=10, metadata={"help": "steps between metrics.jsonl records"})
-    seed: int = field(default=0, metadata={"help": "seed of the data order and every random draw"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
-    max_minutes: float | None = field(default=None, metadata={"help": "stop (with a checkpoint) after this wall-clock time"})
-    progress: bool = field(default=True, metadata={"help": "progress bar (shown only on a terminal)"})
-    compile: bool = field(default=False, metadata={
-        "help": "torch.compile each gradient objective's loss (forward + backward): 1.1-1.3x faster flow "
-                "steps on CPU after a first compilation of 40-170 s (seconds once cached); see bench/README.md"})
-    amp: str = field(default="off", metadata={
-        "help": "automatic mixed precision: off | bf16 | fp16 (fp16 adds loss scaling; CUDA only). bf16 also "
-                "runs on CPUs with native bf16 matmuls (AVX512-BF16 / AMX), ignored with a warning elsewhere"})
-    threads: int | None = field(default=None, metadata={
-        "help": "torch threads while fit runs (default: torch's, one per core); 1 suits small models on "
-                "few cores, where a second thread costs more in synchronisation than it computes"})
 
 
 Callback = Callable[["Trainer", dict[str, Any]], None]
@@ -86,17 +57,13 @@ def _threads(n: int | None) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def train_config(family: type[GenerativeModel], **overrides: Any) -> TrainConfig:
-    """Trainer settings for ``family``: its ``default_train`` preferences, then ``overrides``."""
-    return TrainConfig(**{**family.default_train, **overrides})
-
-
 class Trainer:
     """Train ``model`` on in-memory tensors.
 
     Args:
         model: any registered family.
-        config: `TrainConfig`.
+        config: `TrainConfig`; every setting it was not given takes the family's preference
+            (``default_train``, ``default_epochs``), so this trains a family as ``genlab train`` does.
         out: run directory for checkpoints, metrics and the saved model (None: keep in memory).
         run_info: extra JSON entries for config.json (e.g. the data set's name and split seed).
         callbacks: ``cb(trainer, record)`` after every step (record has step, epoch, losses).
@@ -104,22 +71,21 @@ class Trainer:
 
     def __init__(self, model: GenerativeModel, config: TrainConfig | None = None, out: str | Path | None = None,
                  run_info: dict[str, Any] | None = None, callbacks: list[Callback] | None = None):
-        self.config = config or TrainConfig()
+        # the family's own trainer preferences fill every setting the caller did not give
+        self.config = (config or TrainConfig()).for_family(type(model))
         self.rank, self.world = D.world()
         self.device = D.local_device(self.config.device)
         self.model = model.to(self.device)
         self.out = Path(out) if out is not None else None
         self.run_info = dict(run_info or {})
         self.callbacks = list(callbacks or [])
-        self.epochs = self.config.epochs if self.config.epochs is not None else model.default_epochs
+        self.epochs = self.config.epochs
         self.objectives: list[Objective] = model.objectives()
         kinds = {o.full_batch for o in self.objectives}
         if len(kinds) > 1:
             raise ValueError(f"{model.name}: objectives mix full-batch and mini-batch updates")
         self.full_batch = kinds == {True}
         self.optimizers = [self._optimizer(o) for o in self.objectives]
-        if self.config.amp not in ("off", "bf16", "fp16"):
-            raise ValueError(f"amp must be 'off', 'bf16' or 'fp16', got {self.config.amp!r}")
         self.amp = self.config.amp if self.device.type == "cuda" or (
             self.config.amp == "bf16" and self.device.type == "cpu" and cpu_has_bf16()) else "off"
         if self.config.amp != "off" and self.amp == "off":
@@ -132,7 +98,7 @@ class Trainer:
         self.loss_fns = [torch.compile(o.loss) if self.config.compile and opt is not None else o.loss
                          for o, opt in zip(self.objectives, self.optimizers)]
         self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 7919 * self.rank)
-        self.ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if self.config.ema else None
+        self.ema = EMA(model, self.config.ema) if self.config.ema else None
         self.step = self.epoch = self.batch_in_epoch = 0
         self.prepared = False  # set by prepare() (fit calls it) or by resuming
         self.t0: float | None = None
@@ -140,11 +106,10 @@ class Trainer:
         self.best_val: float | None = None
         self.bad_epochs = 0
         self.finished = False
-        self.stop_reason = ""
+        self.stopped: StopReason | None = None  # decides whether a resume goes on
+        self.stop_reason = ""  # the same, in words for people (config.json, the command line)
         self.last_checkpoint_step: int | None = None
         self.best_state: dict[str, Tensor] | None = None
-        if self.config.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"unknown lr_schedule {self.config.lr_schedule!r}; use constant or cosine")
         if self.config.batch_size < 1 or self.epochs < 1 or self.config.checkpoint_every < 1:
             raise ValueError("batch_size, epochs and checkpoint_every must be >= 1")
         if self.config.threads is not None and self.config.threads < 1:
@@ -168,10 +133,12 @@ class Trainer:
             x_val = self.model.check_input(x_val).to(self.device)
             y_val = y_val.to(self.device) if y_val is not None else None
         if resume:
-            self._load_checkpoint()
+            checkpoint.load(self)
+            self.prepared = True
+            D.broadcast_module(self.model, self.world)
         else:
             self._prepare(x, y, x_val)
-            self._truncate_metrics(0)
+            checkpoint.truncate_metrics(self, 0)
         if self.finished:
             return self._finish()
         self.t0, self.seen = time.perf_counter(), 0
@@ -194,10 +161,10 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.startswith("loss")}
                                     | {"ex/s": f"{record['examples_per_s']:.0f}"})
                     if self.step % self.config.checkpoint_every == 0:
-                        self._save_checkpoint()
+                        checkpoint.save(self)
                     if record.get("done") or self._out_of_time():
                         break
-                if self.stop_reason == "time budget":
+                if self.stopped is StopReason.TIME_BUDGET:
                     self._end_of_epoch(x_val, y_val)  # validate and keep the model reached so far
                     break
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
@@ -205,11 +172,11 @@ class Trainer:
                 if self.finished:
                     break
             if self.epoch >= self.epochs and not self.finished:
-                self.finished, self.stop_reason = True, f"{self.epochs} epochs"
-            self._save_checkpoint()
+                self._stop(StopReason.EPOCHS, f"{self.epochs} epochs")
+            checkpoint.save(self)
         except KeyboardInterrupt:
-            self.stop_reason = "interrupted"
-            self._save_checkpoint()
+            self.stopped, self.stop_reason = StopReason.INTERRUPTED, StopReason.INTERRUPTED.value  # not finished
+            checkpoint.save(self)
             raise
         finally:
             bar.close()
@@ -223,7 +190,8 @@ class Trainer:
 
     def _prepare(self, x: Tensor, y: Tensor | None, x_val: Tensor | None) -> None:
         self.model.setup(x, y, x_val)
-        self._reset_ema()
+        if self.ema is not None:
+            self.ema.reset()
         D.broadcast_module(self.model, self.world)
         self.prepared = True
 
@@ -273,14 +241,15 @@ class Trainer:
             record.update({f"{obj.name}/{k}": v for k, v in loss.logs.items()})
             record["done"] = record.get("done", False) or loss.done
         self.step += 1
-        self._update_ema()
+        if self.ema is not None:
+            self.ema.update()
         self.seen += len(batch.x) * self.world
         record["examples_per_s"] = self.seen / max(time.perf_counter() - self.t0, 1e-9)
         record["time_s"] = time.perf_counter() - self.t0
         if record["done"]:
-            self.finished, self.stop_reason = True, "converged"
+            self._stop(StopReason.CONVERGED)
         if self.step % self.config.log_every == 0 or record["done"] or last:
-            self._log(record)
+            checkpoint.log(self, record)
         for cb in self.callbacks:
             cb(self, record)
         return record
@@ -288,7 +257,7 @@ class Trainer:
     def _end_of_epoch(self, x_val: Tensor | None, y_val: Tensor | None) -> None:
         val = None
         if x_val is not None:
-            with self._ema_weights():
+            with self.ema_weights():
                 self.model.eval()
                 val = self.model.val_loss(x_val, y_val)
             if val is not None and not math.isfinite(val):
@@ -296,15 +265,22 @@ class Trainer:
         improved = val is not None and (self.best_val is None or val < self.best_val)
         if improved:
             self.best_val, self.bad_epochs = val, 0
-            with self._ema_weights():
+            with self.ema_weights():
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         elif val is not None:
             self.bad_epochs += 1
-        self._log({"epoch": self.epoch, "step": self.step, "val_loss": val, "best_val_loss": self.best_val})
+        checkpoint.log(self, {"epoch": self.epoch, "step": self.step, "val_loss": val, "best_val_loss": self.best_val})
         if improved or val is None:  # keep the best model (or the latest, without a validation figure)
-            self._save_model()
+            checkpoint.save_model(self)
         if self.config.patience is not None and self.bad_epochs >= self.config.patience:
-            self.finished, self.stop_reason = True, f"early stopping ({self.bad_epochs} epochs without gain)"
+            self._stop(StopReason.EARLY_STOPPING, f"early stopping ({self.bad_epochs} epochs without gain)")
+
+    def request_stop(self, why: str) -> None:
+        """End training after the current step (for a callback); ``why`` is recorded as the reason."""
+        self._stop(StopReason.REQUESTED, why)
+
+    def _stop(self, reason: StopReason, words: str | None = None) -> None:
+        self.finished, self.stopped, self.stop_reason = True, reason, words or reason.value
 
     # -- helpers -------------------------------------------------------------------------------
     def _autocast(self) -> torch.autocast:
@@ -344,7 +320,7 @@ class Trainer:
         if self.config.max_minutes is not None:
             late = D.any_rank(late, self.world, self.device)
         if late:
-            self.finished, self.stop_reason = True, "time budget"
+            self._stop(StopReason.TIME_BUDGET)
         return late
 
     def _diverged(self, what: str) -> TrainingDiverged:
@@ -353,126 +329,18 @@ class Trainer:
         return TrainingDiverged(f"training stopped at step {self.step + 1} (epoch {self.epoch}): {what}; {kept}. "
                                 "Lower the learning rate (--lr), set gradient clipping, or check the data")
 
-    def _reset_ema(self) -> None:
-        if self.ema is not None:
-            self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+    def ema_weights(self) -> contextlib.AbstractContextManager:
+        """Inside the block the model holds its EMA weights (its own weights without an EMA)."""
+        return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
 
-    def _update_ema(self) -> None:
-        if self.ema is None:
-            return
-        d = self.config.ema
-        with torch.no_grad():
-            for k, v in self.model.state_dict().items():
-                if v.is_floating_point():
-                    self.ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
-                else:
-                    self.ema[k].copy_(v)
-
-    class _Swap:
-        def __init__(self, trainer: "Trainer"):
-            self.t = trainer
-
-        def __enter__(self):
-            if self.t.ema is not None:
-                self.saved = {k: v.detach().clone() for k, v in self.t.model.state_dict().items()}
-                self.t.model.load_state_dict(self.t.ema)
-
-        def __exit__(self, *exc):
-            if self.t.ema is not None:
-                self.t.model.load_state_dict(self.saved)
-
-    def _ema_weights(self) -> "_Swap":
-        return Trainer._Swap(self)
-
-    def _check_finite_weights(self) -> None:
+    def check_finite_weights(self) -> None:
         for name, p in self.model.named_parameters():
             if not torch.isfinite(p).all():
                 raise self._diverged(f"parameter {name} holds NaN/Inf")
 
-    # -- files ---------------------------------------------------------------------------------
-    def _log(self, record: dict[str, Any]) -> None:
-        if self.out is None or self.rank != 0:
-            return
-        self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop records after ``step`` (they will be written again by the resumed run)."""
-        path = self.out / "metrics.jsonl" if self.out else None
-        if path is None or self.rank != 0 or not path.exists():
-            return
-        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        io.atomic_write(path, ("\n".join(keep) + "\n" if keep else "").encode())
-
-    def _save_model(self) -> None:
-        if self.out is None or self.rank != 0:
-            return
-        self._check_finite_weights()
-        with self._ema_weights():
-            io.save(self.model, self.out, trainer=asdict(self.config), **self.run_info)
-
-    def _save_checkpoint(self) -> None:
-        if self.out is None or self.rank != 0:
-            return
-        self._check_finite_weights()
-        tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        skeleton = {
-            "optimizers": [split_state(o.state_dict(), f"opt{i}", tensors) if o else None
-                           for i, o in enumerate(self.optimizers)],
-            "generator": split_state(self.generator.get_state(), "rng", tensors),
-            "ema": split_state(self.ema, "ema", tensors) if self.ema is not None else None,
-            "scaler": self.scaler.state_dict() if self.scaler else None,  # a few floats: JSON
-        }
-        digest = io.save_tensors(self.out / "checkpoint.safetensors", tensors)
-        if not (self.out / "config.json").exists():
-            self._save_model()
-        state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                 "best_val": self.best_val, "bad_epochs": self.bad_epochs, "finished": self.finished,
-                 "stop_reason": self.stop_reason, "config": asdict(self.config), "state": skeleton,
-                 "checkpoint_sha256": digest}
-        io.write_json(self.out / "trainer.json", state)
-        self.last_checkpoint_step = self.step
-
-    def _load_checkpoint(self) -> None:
-        if self.out is None:
-            raise ValueError("resume needs the run directory (out=)")
-        state = io.read_json(self.out / "trainer.json")
-        tensors = io.load_tensors(self.out / "checkpoint.safetensors", state.get("checkpoint_sha256"))
-        try:
-            model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-            io.load_state(self.model, model_state, str(self.out / "checkpoint.safetensors"))
-            sk = state["state"]
-            for opt, s in zip(self.optimizers, sk["optimizers"]):
-                if opt is not None:
-                    opt.load_state_dict(join_state(s, tensors))
-            self.generator.set_state(join_state(sk["generator"], tensors))
-            if self.ema is not None and sk["ema"] is not None:
-                self.ema = {k: v.to(self.device) for k, v in join_state(sk["ema"], tensors).items()}
-            if self.scaler and sk.get("scaler"):
-                self.scaler.load_state_dict(sk["scaler"])
-            for k in ("step", "epoch", "batch_in_epoch", "best_val", "bad_epochs", "finished", "stop_reason"):
-                setattr(self, k, state[k])
-        except (KeyError, TypeError, ValueError) as e:
-            raise io.CorruptFile(f"{self.out}/trainer.json does not match checkpoint.safetensors ({e})") from None
-        self.model.to(self.device)
-        self.last_checkpoint_step = self.step
-        self.prepared = True
-        if self.finished and (self.stop_reason in ("time budget", "interrupted")
-                              or self.stop_reason.endswith(" epochs") and self.epoch < self.epochs):
-            self.finished = False  # a resumed run goes on where the budget (or epoch count) cut it
-        if self.epoch >= self.epochs:
-            self.finished = True
-        D.broadcast_module(self.model, self.world)
-        self._truncate_metrics(self.step)
-
     def _finish(self) -> GenerativeModel:
         """Load the best (or EMA) weights into the model and return it."""
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
-        elif self.out is not None and (self.out / "model.safetensors").exists():
-            best = io.load(self.out, map_location=self.device)
-            self.model.load_state_dict(best.state_dict())
-        elif self.ema is not None:
-            self.model.load_state_dict(self.ema)
+        best = checkpoint.best_weights(self)
+        if best is not None:
+            self.model.load_state_dict(best)
         return self.model.eval()

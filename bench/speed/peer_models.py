@@ -1,4 +1,4 @@
-"""The peer libraries' versions of genlab's models, built to the same architecture (bench/peers.py).
+"""The peer libraries' versions of genlab's models, built to the same architecture (bench/speed/peers.py).
 
 Each builder returns ``(module, log_prob(x) -> (n,), sample(n) -> (n, D))``. Every coupling /
 autoregressive network is the same ``D_in -> hidden x depth -> D_out`` SiLU MLP with a zero last

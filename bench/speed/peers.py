@@ -1,12 +1,12 @@
 """genlab beside the peer libraries on the same model, data, batch size and number of steps.
 
-    python -m bench.peers [--models realnvp,maf,nsf,gmm,kde] [--data moons,digits] [--repeats 3] [--steps 512]
+    python -m bench.speed.peers [--models realnvp,maf,nsf,gmm,kde] [--data moons,digits] [--repeats 3] [--steps 512]
 
 Flows (realnvp, maf, nsf; moons: 20,000 points, batch 500; digits: 1,797 8x8 images, 64 values,
 batch 256; 80/10/10 splits): genlab's one trainer (no validation, constant lr 1e-3, its default
 gradient clipping) beside each peer's idiomatic loop (shuffled tensor slices,
 ``-log_prob(x).mean()``, Adam lr 1e-3), both ``--steps`` steps with the same coupling / MADE
-networks (bench/peer_models.py). On digits the peers get genlab's uniform dequantization and
+networks (bench/speed/peer_models.py). On digits the peers get genlab's uniform dequantization and
 standardization (and its log-determinant), so every NLL is of the same discrete data.
 "genlab+compile" is genlab with ``TrainConfig(compile=True)``; its rate excludes the first two
 (compiling) steps, whose extra time is reported as ``compile_s``. Every timed run is a fresh
@@ -27,14 +27,14 @@ import json
 import math
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
 
-from .common import data_splits, print_table, write_results
+from ..common import data_splits, print_table, write_results
 from .peer_models import PEERS, adam_loop
+from .timing import interleaved_runs
 
 FLOW_CONFIG = {"realnvp": {"n_layers": 12, "hidden": 128, "depth": 2}, "maf": {"n_layers": 5, "hidden": 128, "depth": 2},
                "nsf": {"n_layers": 6, "hidden": 128, "depth": 2}}
@@ -44,9 +44,8 @@ GENLAB_EXTRA = {"realnvp": {"net": "mlp"}}  # digits too: the peers' coupling ne
 def build_genlab(model_name: str, spec, seed: int):
     """genlab's flow for the comparison: unconditional, as the peers are (digits carries labels,
     and a flow built on a labelled spec feeds a label embedding to every conditioner)."""
-    from genlab.runs import build_model
-    return build_model(model_name, dataclasses.replace(spec, num_classes=None),
-                       FLOW_CONFIG[model_name] | GENLAB_EXTRA.get(model_name, {}), seed)
+    from genlab import make
+    return make(model_name, dataclasses.replace(spec, num_classes=None), seed=seed, **FLOW_CONFIG[model_name] | GENLAB_EXTRA.get(model_name, {}))
 # data set -> (n points (None: all), batch size, samples drawn for the sampling time)
 FLOW_DATA = {"moons": (20000, 500, 10000), "digits": (None, 256, 2000)}
 
@@ -69,11 +68,11 @@ def run_flow(model_name: str, lib: str, data: str, steps: int, seed: int) -> dic
     compile_s = None
     if lib.startswith("genlab"):
         from genlab.registry import get_family
-        from genlab.train import Trainer, train_config
+        from genlab.train import TrainConfig, Trainer
         model = build_genlab(model_name, s.train.spec, seed)
-        tc = train_config(get_family(model_name), seed=seed, device="cpu", batch_size=batch, lr=1e-3,
+        tc = TrainConfig(seed=seed, device="cpu", batch_size=batch, lr=1e-3,
                           lr_schedule="constant", patience=None, progress=False, epochs=epochs,
-                          compile=lib == "genlab+compile")
+                          compile=lib == "genlab+compile").for_family(get_family(model_name))
         marks: list[float] = []
         trainer = Trainer(model, tc, callbacks=[lambda t, r: marks.append(time.perf_counter())])
         rss0 = _maxrss_mb()  # the trainer is built outside the timer, like the peers' optimizers
@@ -120,28 +119,6 @@ def run_flow(model_name: str, lib: str, data: str, steps: int, seed: int) -> dic
             "samples_per_s": n_samples / sample_s, "peak_rss_mb": peak, "test_nll": nll, "parameters": params}
 
 
-def interleaved(jobs: dict[str, list[str]], repeats: int, label: str) -> dict[str, dict]:
-    """Run each job's command (a fresh ``python -m bench...`` that prints one JSON line) ``repeats``
-    times, interleaved (A, B, C, A, B, C, ...) so that a shared machine's load falls on all sides
-    alike; returns the median of every figure per job (None figures stay None)."""
-    runs: dict[str, list[dict]] = {k: [] for k in jobs}
-    for rep in range(repeats):
-        for lib, cmd in jobs.items():
-            if lib not in runs:
-                continue
-            out = subprocess.run([sys.executable, "-m", *cmd, str(rep)], capture_output=True, text=True)
-            if out.returncode:
-                print(f"{label}/{lib} failed:\n{out.stderr[-2000:]}", flush=True)
-                runs.pop(lib)
-                continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            runs[lib].append(r)
-            print(f"{label:16s} {lib:15s} rep {rep}: " + "  ".join(
-                f"{k} {v:.4g}" for k, v in r.items() if isinstance(v, float)), flush=True)
-    return {lib: {k: (statistics.median(r[k] for r in rs) if rs[0][k] is not None else None) for k in rs[0]}
-            for lib, rs in runs.items() if rs}
-
-
 def ratios(med: dict[str, dict], base: str, rate_keys: tuple[str, ...], extra: dict) -> list[dict]:
     """One row per library; peers get ``<rate>_ratio`` = base / peer for each rate (higher: base faster)."""
     rows = []
@@ -160,8 +137,8 @@ def flows(models: list[str], datas: list[str], repeats: int, steps: int, compile
     for data in datas:
         for m in models:
             libs = ["genlab", *(["genlab+compile"] if m in compiled else []), *PEERS[m]]
-            jobs = {lib: ["bench.peers", "--one", json.dumps([m, lib, data, steps])] for lib in libs}
-            med = interleaved(jobs, repeats, f"{m} {data}")
+            jobs = {lib: ["bench.speed.peers", "--one", json.dumps([m, lib, data, steps])] for lib in libs}
+            med = interleaved_runs(jobs, repeats, f"{m} {data}")
             for row in ratios(med, "genlab", ("examples_per_s", "samples_per_s"),
                               {"model": m, "data": data, "batch": FLOW_DATA[data][1]}):
                 if row["library"] != "genlab" and "genlab" in med:
@@ -174,20 +151,20 @@ def gmm_vs_sklearn(n_components: int, iters: int, repeats: int) -> list[dict]:
     """Same init, same number of EM iterations; equal log-likelihood per example is checked."""
     from sklearn.mixture import GaussianMixture
     from genlab.registry import get_family
-    from genlab.runs import build_model
-    from genlab.train import Trainer, train_config
+    from genlab import make
+    from genlab.train import TrainConfig, Trainer
     s = data_splits("moons", n=12500)  # 10,000 training points
     x = s.train.x.double()  # scikit-learn works in float64: genlab too here, to compare to 1e-6
     times: dict[str, list[float]] = {"genlab": [], "genlab_em": [], "sklearn": []}
     for _ in range(repeats):
-        model = build_model("gmm", s.train.spec, {"n_components": n_components, "tol": -math.inf}, 0).double()
+        model = make("gmm", s.train.spec, seed=0, n_components=n_components, tol=-math.inf).double()
         t0 = time.perf_counter()
         model.setup(x)
         setup_s = time.perf_counter() - t0
         w, mu, L = model.weights.clone(), model.means.clone(), model.scale_tril.clone()  # fit() updates in place
         z = model.pre(x, None)[0].numpy()
         prec = torch.cholesky_inverse(L).numpy()
-        tc = train_config(get_family("gmm"), seed=0, device="cpu", epochs=iters, patience=None, progress=False)
+        tc = TrainConfig(seed=0, device="cpu", epochs=iters, patience=None, progress=False).for_family(get_family("gmm"))
         t0 = time.perf_counter()
         Trainer(model, tc).fit(x)  # runs setup (k-means) again, then `iters` EM steps
         times["genlab"].append(time.perf_counter() - t0)
@@ -222,16 +199,15 @@ def gmm_vs_sklearn(n_components: int, iters: int, repeats: int) -> list[dict]:
 def kde_vs_sklearn(repeats: int) -> list[dict]:
     """Bandwidth from the same candidates by validation likelihood, then scoring the test split."""
     from sklearn.neighbors import KernelDensity
-    from genlab.registry import get_family
-    from genlab.runs import build_model
-    from genlab.train import Trainer, train_config
+    from genlab import make
+    from genlab.train import TrainConfig, Trainer
     s = data_splits("moons", n=12500)
     xt, xv, xs = s.train.x.double(), s.val.x.double(), s.test.x.double()
     fit: dict[str, list[float]] = {"genlab": [], "sklearn": []}
     for _ in range(repeats):
-        model = build_model("kde", s.train.spec, {}, 0).double()
+        model = make("kde", s.train.spec, seed=0).double()
         t0 = time.perf_counter()
-        Trainer(model, train_config(get_family("kde"), device="cpu", progress=False)).fit(xt, None, xv)
+        Trainer(model, TrainConfig(device="cpu", progress=False)).fit(xt, None, xv)
         fit["genlab"].append(time.perf_counter() - t0)
         z, zv = (model.pre(v, None)[0].numpy() for v in (xt, xv))
         t0 = time.perf_counter()
@@ -283,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         print()
         print_table(classic, ["model", "library", "fit_s", "em_only_s", "fit_ratio", "em_ratio", "score_s",
                               "score_ratio", "train_ll", "test_nll", "bandwidth", "max_abs_ll_diff"])
-    write_results("peers", rows + classic, "python -m bench.peers " + " ".join(argv if argv is not None else sys.argv[1:]),
+    write_results("peers", rows + classic, "python -m bench.speed.peers " + " ".join(argv if argv is not None else sys.argv[1:]),
                   key=("model", "data", "library"))
 
 

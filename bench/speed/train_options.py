@@ -1,15 +1,15 @@
 """What each trainer speed setting buys, step for step in one process.
 
-    python -m bench.train_options [--cases realnvp:moons,maf:digits,nsf:digits,vae,ddpm] [--rounds 15]
+    python -m bench.speed.train_options [--cases realnvp:moons,maf:digits,nsf:digits,vae,ddpm] [--rounds 15]
 
 For each case, trainers of the same model (same seed) differ in one `TrainConfig` setting from
 genlab's defaults: ``grad_clip=None`` (no clipping; nsf already has none), ``amp="bf16"``
 (bf16 autocast; CPUs with native bf16 matmuls only). (A ``flush_denormal`` setting, subnormal
 floats flushed to zero inside each step, was measured here at 0.95-1.02x and removed.) Their ``train_step`` calls are interleaved on the same batches
-(`bench.common.interleaved_steps`); the table gives each variant's median step time and its
+(`bench.speed.timing.interleaved_steps`); the table gives each variant's median step time and its
 speed relative to the defaults (> 1: faster than the defaults). One torch thread. Flows use
-bench/peers.py's configurations (unconditional), vae and ddpm bench/peers_deep.py's.
-``torch.compile`` is measured by bench/peers_compile.py (its warm-up needs its own timing).
+bench/speed/peers.py's configurations (unconditional), vae and ddpm bench/speed/peers_deep.py's.
+``torch.compile`` is measured by bench/speed/peers_compile.py (its warm-up needs its own timing).
 """
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ import torch
 
 from genlab.data import DataSpec, Kind
 from genlab.registry import get_family
-from genlab.runs import build_model
-from genlab.train import Trainer, train_config
+from genlab import make
+from genlab.train import TrainConfig, Trainer
 from genlab.train.trainer import cpu_has_bf16
 
-from .common import data_splits, interleaved_steps, print_table, write_results
+from ..common import data_splits, print_table, write_results
+from .timing import interleaved_steps
 from .peers import FLOW_DATA, build_genlab
 from .peers_deep import DDPM, VAE, _splits
 
@@ -39,7 +40,7 @@ def _case(case: str) -> tuple[str, torch.Tensor, int, object]:
         s, batch = _splits(family)
         x = s.train.x
         spec = DataSpec(x.shape[1:], Kind.BINARY if family == "vae" else Kind.DISCRETE, 2 if family == "vae" else 17)
-        return family, x, batch, lambda: build_model(family, spec, VAE if family == "vae" else DDPM, 0)
+        return family, x, batch, lambda: make(family, spec, seed=0, **VAE if family == "vae" else DDPM)
     n, batch, _ = FLOW_DATA[data]
     s = data_splits(data, n=n)
     return family, s.train.x, batch, lambda: build_genlab(family, s.train.spec, 0)
@@ -47,8 +48,8 @@ def _case(case: str) -> tuple[str, torch.Tensor, int, object]:
 
 def measure(case: str, rounds: int) -> list[dict]:
     family, x, batch, make = _case(case)
-    base = train_config(get_family(family), seed=0, device="cpu", batch_size=batch, lr=1e-3, ema=None,
-                        lr_schedule="constant", patience=None, progress=False, epochs=1)
+    base = TrainConfig(seed=0, device="cpu", batch_size=batch, lr=1e-3, ema=None,
+                        lr_schedule="constant", patience=None, progress=False, epochs=1).for_family(get_family(family))
     fns = {}
     for name, opts in VARIANTS.items():
         tc = dataclasses.replace(base, **opts)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{r['case']} {r['variant']}: {r['step_ms']:.2f} ms", flush=True)
     print_table(rows, ["case", "variant", "batch", "step_ms", "cpu_step_ms", "speed_vs_defaults",
                        "cpu_speed_vs_defaults"])
-    write_results("train_options", rows, "python -m bench.train_options " + " ".join(
+    write_results("train_options", rows, "python -m bench.speed.train_options " + " ".join(
         argv if argv is not None else sys.argv[1:]), key=("case", "variant"))
 
 

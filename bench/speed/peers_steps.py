@@ -1,10 +1,10 @@
 """Training step time of genlab and the flow peers, interleaved step for step in one process.
 
-    python -m bench.peers_steps [--models realnvp,maf,nsf] [--data moons,digits] [--rounds 15]
+    python -m bench.speed.peers_steps [--models realnvp,maf,nsf] [--data moons,digits] [--rounds 15]
 
-bench/peers.py times whole runs in fresh subprocesses; on a machine whose load changes by 4x
+bench/speed/peers.py times whole runs in fresh subprocesses; on a machine whose load changes by 4x
 from one minute to the next (2 cores shared by several jobs) its medians of 3 runs can mislead.
-Here every library's model (bench/peer_models.py, the configurations of bench/peers.py) is
+Here every library's model (bench/speed/peer_models.py, the configurations of bench/speed/peers.py) is
 built in one process and rounds of 3 training steps alternate between them (genlab, peer A,
 peer B, ..., genlab, ...) on the same batches, so that each moment's load falls on all of them;
 the table gives the median step time over ``--rounds`` rounds and the ratio of throughputs.
@@ -12,7 +12,7 @@ the table gives the median step time over ``--rounds`` rounds and the ratio of t
 (the conditioner MLPs' forward and backward, input gradients included, and a fused Adam step);
 ``ceiling`` = peer / floor is the highest ratio any float32 implementation could reach here.
 genlab's step is its trainer's (``Trainer.train_step``: loss, backward, clipping, fused Adam, logging),
-the peers' the loop of bench/peers.py (``-log_prob(x).mean()``, backward, Adam). One thread.
+the peers' the loop of bench/speed/peers.py (``-log_prob(x).mean()``, backward, Adam). One thread.
 """
 from __future__ import annotations
 
@@ -23,17 +23,17 @@ from typing import Callable
 import torch
 
 from genlab.data.preprocess import Preprocess, default_preprocess
-from genlab.registry import get_family
-from genlab.train import Trainer, train_config
+from genlab.train import TrainConfig, Trainer
 
-from .common import data_splits, interleaved_steps, print_table, write_results
+from ..common import data_splits, print_table, write_results
+from .timing import interleaved_steps
 from .peer_models import PEERS, mlp
 from .peers import FLOW_CONFIG, FLOW_DATA, build_genlab
 
 
 def _genlab(model: str, spec, x: torch.Tensor, batch: int, compile: bool) -> Callable[[torch.Tensor], None]:
     gm = build_genlab(model, spec, seed=0)
-    tr = Trainer(gm, train_config(get_family(model), seed=0, device="cpu", batch_size=batch, lr=1e-3, compile=compile,
+    tr = Trainer(gm, TrainConfig(seed=0, device="cpu", batch_size=batch, lr=1e-3, compile=compile,
                                   lr_schedule="constant", patience=None, progress=False, epochs=1))
     tr.prepare(x)
     return tr.train_step
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
                       flush=True)
     print_table(rows, ["model", "data", "library", "batch", "step_ms", "cpu_step_ms", "examples_per_s", "train_ratio",
                        "cpu_ratio", "compiled_ratio", "compile_speedup", "ceiling"])
-    write_results("peers_steps", rows, "python -m bench.peers_steps " + " ".join(
+    write_results("peers_steps", rows, "python -m bench.speed.peers_steps " + " ".join(
         argv if argv is not None else sys.argv[1:]), key=("model", "data", "library"))
 
 

@@ -1,35 +1,34 @@
 """``TrainConfig(compile=True)`` on and off, step for step in one process.
 
-    python -m bench.peers_compile [--cases realnvp,maf,vae] [--rounds 15] [--batch 500]
+    python -m bench.speed.peers_compile [--cases realnvp,maf,vae] [--rounds 15] [--batch 500]
 
 Two trainers of the same model (same seed) are built, one with ``compile=True``; after the
 compiling warm-up (timed apart: ``compile_s`` is the first two compiled steps minus two eager
 ones), rounds of 3 steps alternate between them (eager, compiled, eager, ...) on the same
 batches, so that a shared machine's load falls on both alike; the table gives the median step
 time. realnvp (12 x 2x128) and maf (5 x 2x128) on moons, vae (MLP 256, Bernoulli) on binarized
-MNIST-5k; one torch thread. bench/peers.py times the same option over whole runs.
+MNIST-5k; one torch thread. bench/speed/peers.py times the same option over whole runs.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 
 import torch
 
-from genlab.registry import get_family
-from genlab.runs import build_model
-from genlab.train import Trainer, train_config
+from genlab import make
+from genlab.train import TrainConfig, Trainer
 
-from .common import data_splits, print_table, write_results
+from ..common import data_splits, print_table, write_results
 from .peers import FLOW_CONFIG
+from .timing import interleaved_steps
 from .peers_deep import VAE, _splits
 
 
 def _trainer(family: str, spec, config: dict, x: torch.Tensor, batch: int, compile: bool) -> Trainer:
-    model = build_model(family, spec, config, seed=0)
-    tr = Trainer(model, train_config(get_family(family), seed=0, device="cpu", batch_size=batch, lr=1e-3, ema=None,
+    model = make(family, spec, seed=0, **config)
+    tr = Trainer(model, TrainConfig(seed=0, device="cpu", batch_size=batch, lr=1e-3, ema=None,
                                      lr_schedule="constant", patience=None, progress=False, epochs=1, compile=compile))
     tr.prepare(x)
     return tr
@@ -52,14 +51,12 @@ def measure(family: str, rounds: int, batch: int) -> dict:
             tr.train_step(batches[(tr.step + i) % len(batches)])
         return time.perf_counter() - t0
 
-    first = run(compiled, 2)
+    first = run(compiled, 2)  # compiles
     run(eager, 3)
     compile_s = first - run(eager, 2)
-    times: dict[str, list[float]] = {"eager": [], "compiled": []}
-    for _ in range(rounds):
-        times["eager"].append(run(eager, 3) / 3)
-        times["compiled"].append(run(compiled, 3) / 3)
-    e, c = statistics.median(times["eager"]), statistics.median(times["compiled"])
+    # rounds of 3 steps, eager and compiled in turn
+    med, _ = interleaved_steps({"eager": eager.train_step, "compiled": compiled.train_step}, batches[:3], rounds)
+    e, c = med["eager"], med["compiled"]
     return {"family": family, "batch": batch, "eager_ms": 1e3 * e, "compiled_ms": 1e3 * c, "speedup": e / c,
             "compile_s": compile_s, "rounds": rounds}
 
@@ -76,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(measure(fam, args.rounds, args.batch))
         print(rows[-1], flush=True)
     print_table(rows, ["family", "batch", "eager_ms", "compiled_ms", "speedup", "compile_s"])
-    write_results("peers_compile", rows, "python -m bench.peers_compile " + " ".join(
+    write_results("peers_compile", rows, "python -m bench.speed.peers_compile " + " ".join(
         argv if argv is not None else sys.argv[1:]))
 
 

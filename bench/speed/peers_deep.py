@@ -1,7 +1,7 @@
 """genlab's vae beside pythae and its ddpm beside diffusers: same networks, data, batch and steps.
 
-    python -m bench.peers_deep [--models vae,ddpm] [--repeats 3] [--vae-steps 1000] [--ddpm-steps 300]
-    python -m bench.peers_deep --interleave [--models vae,ddpm] [--rounds 15]
+    python -m bench.speed.peers_deep [--models vae,ddpm] [--repeats 3] [--vae-steps 1000] [--ddpm-steps 300]
+    python -m bench.speed.peers_deep --interleave [--models vae,ddpm] [--rounds 15]
 
 vae (MNIST-5k binarized at 128/255, 4,000 training images, batch 128, Adam lr 1e-3): genlab's
 ``vae`` (MLP encoder 784 -> 256 -> 256 -> 2x16 and decoder 16 -> 256 -> 256 -> 784, SiLU,
@@ -20,12 +20,12 @@ counts are in the table. Quality: the epsilon-prediction MSE on the 180 test ima
 with the same t and noise draws on both sides. Sampling: 16 images with all 1,000 ancestral steps.
 
 Every timed run is a fresh subprocess with one torch thread, interleaved with the others; the
-table gives the median of ``--repeats`` runs (bench/peers.py's method). "genlab+bf16" is genlab with
+table gives the median of ``--repeats`` runs (bench/speed/peers.py's method). "genlab+bf16" is genlab with
 ``TrainConfig(amp="bf16")`` (bf16 autocast, on CPUs with native bf16 matmuls only; evaluation in
 float32), to read beside the float32 rows, not as the same model. "genlab+compile" is genlab
 with ``TrainConfig(compile=True)``, its rate taken after the first two (compiling) steps.
 
-``--interleave`` (bench/peers_steps.py's method): every model is built in one process and rounds
+``--interleave`` (bench/speed/peers_steps.py's method): every model is built in one process and rounds
 of 3 training steps on the same 3 batches alternate between genlab (``Trainer.train_step``) and
 each peer (its loop's step: loss, backward, Adam); the table gives the median step time over
 ``--rounds`` rounds and ``train_ratio`` = peer time / genlab time (> 1: genlab faster);
@@ -54,13 +54,14 @@ from genlab.data.datasets import Dataset
 from genlab.nn import MLP
 from genlab.protocol import Batch
 from genlab.registry import get_family
-from genlab.runs import build_model
-from genlab.train import Trainer, train_config
+from genlab import make
+from genlab.train import TrainConfig, Trainer
 from genlab.train.trainer import cpu_has_bf16
 
-from .common import interleaved_steps, print_table, write_results
+from ..common import print_table, write_results
+from .timing import interleaved_runs, interleaved_steps
 from .peer_models import adam_loop
-from .peers import interleaved, ratios
+from .peers import ratios
 
 VAE = {"hidden": 256, "latent_dim": 16, "net": "mlp", "likelihood": "bernoulli", "kl_schedule": "constant"}
 DDPM = {"timesteps": 1000, "channels": 32}
@@ -79,13 +80,13 @@ def _timed_genlab(family: str, cfg: dict, x: torch.Tensor, steps: int, batch: in
     """genlab's run for ``lib``: "genlab", "genlab+compile" (rate after the two compiling steps)
     or "genlab+bf16" (``amp="bf16"``: bf16 autocast on a CPU with native bf16 matmuls)."""
     compile = lib == "genlab+compile"
-    model = build_model(family, DataSpec(x.shape[1:], Kind.BINARY if family == "vae" else Kind.DISCRETE,
-                                         2 if family == "vae" else 17), cfg, seed)
+    model = make(family, DataSpec(x.shape[1:], Kind.BINARY if family == "vae" else Kind.DISCRETE,
+                                         2 if family == "vae" else 17), seed=seed, **cfg)
     per_epoch = len(x) // batch
     epochs = -(-steps // per_epoch)
-    tc = train_config(get_family(family), seed=seed, device="cpu", batch_size=batch, lr=1e-3, ema=None,
+    tc = TrainConfig(seed=seed, device="cpu", batch_size=batch, lr=1e-3, ema=None,
                       lr_schedule="constant", patience=None, progress=False, epochs=epochs, compile=compile,
-                      amp="bf16" if lib == "genlab+bf16" else "off")
+                      amp="bf16" if lib == "genlab+bf16" else "off").for_family(get_family(family))
     marks: list[float] = []
     tr = Trainer(model, tc, callbacks=[lambda t, r: marks.append(time.perf_counter())])
     t0 = time.perf_counter()
@@ -221,14 +222,13 @@ def run_ddpm(lib: str, steps: int, seed: int) -> dict:
 # -- step for step, in one process (--interleave) --------------------------------------------------
 def steppers(model: str, x: torch.Tensor, batch: int, seed: int = 0) -> dict[str, Callable[[torch.Tensor], None]]:
     """One training step per library on a data-space batch ``(batch, 1, H, W)``."""
-    fam = get_family(model)
     spec = DataSpec(x.shape[1:], Kind.BINARY if model == "vae" else Kind.DISCRETE, 2 if model == "vae" else 17)
     out: dict[str, Callable[[torch.Tensor], None]] = {}
     for name, amp in (("genlab", "off"), ("genlab amp=bf16", "bf16")):
         if amp == "bf16" and not cpu_has_bf16():
             continue  # emulated bf16 is slow: only CPUs with native bf16 matmuls get the row
-        gm = build_model(model, spec, VAE if model == "vae" else DDPM, seed)
-        tr = Trainer(gm, train_config(fam, seed=seed, device="cpu", batch_size=batch, lr=1e-3, ema=None, amp=amp,
+        gm = make(model, spec, seed=seed, **VAE if model == "vae" else DDPM)
+        tr = Trainer(gm, TrainConfig(seed=seed, device="cpu", batch_size=batch, lr=1e-3, ema=None, amp=amp,
                                       lr_schedule="constant", patience=None, progress=False, epochs=1))
         tr.prepare(x)
         out[name] = tr.train_step
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = [r for model in args.models.split(",") for r in measure_steps(model, args.rounds)]
         print_table(rows, ["model", "library", "batch", "step_ms", "cpu_step_ms", "examples_per_s", "train_ratio",
                            "cpu_ratio", "bf16_ratio", "ceiling", "cpu_ceiling", "genlab_over_this"])
-        write_results("peers_deep_steps", rows, "python -m bench.peers_deep " + " ".join(
+        write_results("peers_deep_steps", rows, "python -m bench.speed.peers_deep " + " ".join(
             argv if argv is not None else sys.argv[1:]), key=("model", "library"))
         return
     if args.one:
@@ -326,8 +326,8 @@ def main(argv: list[str] | None = None) -> None:
         steps = args.vae_steps if model == "vae" else args.ddpm_steps
         libs = ["genlab", *(["genlab+compile"] if model in args.compile.split(",") else []),
                 *(["genlab+bf16"] if model in args.bf16.split(",") and cpu_has_bf16() else []), *peers]
-        jobs = {lib: ["bench.peers_deep", "--one", json.dumps([model, lib, steps])] for lib in libs}
-        med = interleaved(jobs, args.repeats, model)
+        jobs = {lib: ["bench.speed.peers_deep", "--one", json.dumps([model, lib, steps])] for lib in libs}
+        med = interleaved_runs(jobs, args.repeats, model)
         rows += ratios(med, "genlab", ("examples_per_s", "samples_per_s"), {"model": model, "batch": 128})
         for r in rows:
             if r["model"] == "ddpm" and r["library"] != "genlab" and "genlab" in med:
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     print_table(rows, ["model", "library", "parameters", "examples_per_s", "examples_per_s_ratio", "compile_s",
                        "samples_per_s", "samples_per_s_ratio", "sample_s_16", "sample_time_ratio", "test_neg_elbo",
                        "test_eps_mse"])
-    write_results("peers_deep", rows, "python -m bench.peers_deep " + " ".join(argv if argv is not None else sys.argv[1:]),
+    write_results("peers_deep", rows, "python -m bench.speed.peers_deep " + " ".join(argv if argv is not None else sys.argv[1:]),
                   key=("model", "library"))
 
 

@@ -1,12 +1,13 @@
 """Achieved GFLOP/s of genlab's training steps beside the machine's measured float32 matmul rate.
 
-    python -m bench.roofline [--repeats 20] [--threads 1] [--compile "realnvp moons h128,maf moons"]
+    python -m bench.speed.roofline [--repeats 20] [--threads 1] [--compile "realnvp moons h128,maf moons"]
 
 For each case, FLOPs per training step are counted by ``torch.utils.flop_counter.FlopCounterMode``
 over the forward and backward pass of one step (matmuls and convolutions only: elementwise work,
 the optimizer and Python overhead are not counted, so the figure is a lower bound of the work done),
-and divided by the median wall time of the one trainer's step (``Trainer._step``: loss, backward,
-gradient clipping, Adam, logging), measured after warm-up. The reference is ``torch.matmul`` of two
+and divided by the median wall time of the one trainer's step (``Trainer.train_step``: loss, backward,
+gradient clipping, Adam, logging), measured after warm-up (`bench.speed.timing.interleaved_steps`,
+rounds of 3 steps). The reference is ``torch.matmul`` of two
 2048 x 2048 float32 matrices in the same process with the same thread count: "percent of peak"
 is achieved GFLOP/s over that rate. The cases named in ``--compile`` are measured a second time
 with ``TrainConfig(compile=True)`` (the warm-up steps compile; the FLOP count is the eager one).
@@ -22,11 +23,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from genlab.protocol import Batch, Loss
-from genlab.registry import get_family
-from genlab.runs import build_model
-from genlab.train import Trainer, train_config
+from genlab import make
+from genlab.train import TrainConfig, Trainer
 
-from .common import data_splits, print_table, write_results
+from ..common import data_splits, print_table, write_results
+from .timing import interleaved_steps
 
 # (name, family, data, n points, model config, batch size, kind)
 CASES = [
@@ -58,8 +59,8 @@ def measure(family: str, data: str, n: int | None, config: dict, batch_size: int
     """FLOPs of one step (forward + backward) and the median time of the trainer's step."""
     splits = data_splits(data, n=n)
     x, y = splits.train.x, splits.train.y
-    model = build_model(family, splits.train.spec, config, seed=0)
-    tr = Trainer(model, train_config(get_family(family), seed=0, device="cpu", batch_size=batch_size,
+    model = make(family, splits.train.spec, seed=0, **config)
+    tr = Trainer(model, TrainConfig(seed=0, device="cpu", batch_size=batch_size,
                                      progress=False, epochs=1, compile=compile))
     x = model.check_input(x)
     tr.prepare(x, y)
@@ -74,22 +75,16 @@ def measure(family: str, data: str, n: int | None, config: dict, batch_size: int
         out = tr.objectives[0].loss(Batch(*batch(), tr.generator))  # the first (here: the only) objective
         (out.value if isinstance(out, Loss) else out).backward()
     flops = counter.get_total_flops()
-    for _ in range(3):  # warm-up
-        tr.train_step(*batch())
-    times = []
-    for _ in range(repeats):
-        b = batch()
-        t0 = time.perf_counter()
-        tr.train_step(*b)
-        times.append(time.perf_counter() - t0)
-    step_s = statistics.median(times)
+    batches = [batch() for _ in range(3)]
+    med, _ = interleaved_steps({"step": lambda b: tr.train_step(*b)}, batches, repeats)  # warms up first
+    step_s = med["step"]
     return {"gflop_per_step": flops / 1e9, "step_ms": 1e3 * step_s, "gflops": flops / step_s / 1e9,
             "examples_per_s": batch_size / step_s, "parameters": sum(p.numel() for p in model.parameters())}
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repeats", type=int, default=20, help="timed steps per case (median)")
+    p.add_argument("--repeats", type=int, default=20, help="timed rounds of 3 steps per case (median)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     p.add_argument("--cases", default=",".join(c[0] for c in CASES), help="comma-separated case names")
     p.add_argument("--compile", default="realnvp moons h128,maf moons",
@@ -117,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     print_table(rows, ["case", "kind", "batch_size", "gflop_per_step", "step_ms", "examples_per_s", "gflops",
                        "percent_of_matmul"])
     print(f"matmul rate before {peak:.1f}, after {peak_after:.1f} GFLOP/s")
-    write_results("roofline", rows, "python -m bench.roofline " + " ".join(argv if argv is not None else sys.argv[1:]),
+    write_results("roofline", rows, "python -m bench.speed.roofline " + " ".join(argv if argv is not None else sys.argv[1:]),
                   key=("case",))
 
 
