@@ -336,7 +336,7 @@ def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings:
     metrics, floor, not_computed = {}, {}, {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small operations: a second thread costs more in synchronisation than
-    try:  # it gains, and on a busy machine much more (the classifier trained 6x faster on one)
+    try:  # it gains, and on a busy machine much more
         with threadpool_limits(1):  # numpy's BLAS too (the Fréchet distance's eigen-decompositions)
             for spec in METRICS:
                 if not spec.asked(ctx):

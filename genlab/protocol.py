@@ -101,6 +101,7 @@ class GenerativeModel(nn.Module):
     default_epochs: ClassVar[int] = 50
     default_train: ClassVar[dict[str, Any]] = {}  # trainer settings this family trains best with
     name: ClassVar[str] = ""
+    in_default_compare: ClassVar[bool] = False  # `genlab compare` trains it when no family is named
 
     def __init__(self, spec: DataSpec, config: Any):
         check_kind(type(self), spec)

@@ -227,6 +227,8 @@ class GAN(GANBase):
     """GAN with a loss and regularizers chosen by config: density NONE, fast sampling. Its
     generator decodes noise (`Decoder`); it has no encoder, so it is not a `Latent` family."""
 
+    in_default_compare = True  # one of `genlab compare`'s default families
+
     def encode(self, x: Tensor) -> Tensor:
         """Not a capability (the class is no `Latent`): says why a GAN cannot map x to a code."""
         raise NotSupported(f"{self.name}: a GAN has no encoder, so x cannot be mapped to a code; use a "

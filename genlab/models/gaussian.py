@@ -75,6 +75,8 @@ class Gaussian(GenerativeModel, GaussianMixtureForm):
     One full-batch objective sets both to the maximum-likelihood estimate in one call.
     """
 
+    in_default_compare = True  # one of `genlab compare`'s default families
+
     Config = GaussianConfig
     density = Density.EXACT
     sampling = "fast"

@@ -94,6 +94,8 @@ class GMM(GenerativeModel, GaussianMixtureForm):
     Buffers: ``weights`` (K,), ``means`` (K, D), ``scale_tril`` (K, D, D).
     """
 
+    in_default_compare = True  # one of `genlab compare`'s default families
+
     Config = GMMConfig
     density = Density.EXACT
     sampling = "fast"

@@ -61,6 +61,8 @@ class KDE(GenerativeModel):
     Buffers: ``points`` (N, D) stored training points (model space) and ``bandwidth`` ().
     """
 
+    in_default_compare = True  # one of `genlab compare`'s default families
+
     Config = KDEConfig
     density = Density.EXACT
     sampling = "fast"

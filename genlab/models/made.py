@@ -65,6 +65,8 @@ def resolve_output(spec: DataSpec, choice: str) -> str:
 class MADE(GenerativeModel, Autoregressive):
     """Masked autoencoder density estimator on flattened examples: (batch, *event_shape)."""
 
+    in_default_compare = True  # one of `genlab compare`'s default families
+
     Config = MADEConfig
     density = Density.EXACT
     sampling = "slow"

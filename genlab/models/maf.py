@@ -31,6 +31,8 @@ class MAFConfig(FlowConfig):
 class MAF(FlowBase):
     """MAF; exact ``log p(x)`` in one pass per layer, sequential sampling."""
 
+    in_default_compare = True  # one of `genlab compare`'s default families
+
     Config = MAFConfig
     sampling = "slow"
     default_epochs = 300

@@ -103,6 +103,8 @@ class RealNVP(FlowBase):
     composition of (elementwise affine, coupling) pairs.
     """
 
+    in_default_compare = True  # one of `genlab compare`'s default families
+
     Config = RealNVPConfig
     density = Density.EXACT
     sampling = "fast"

@@ -37,6 +37,8 @@ __all__ = ["LOG_SCALE_MIN", "VAE", "VAEConfig", "resolve_likelihood"]
 class VAE(GenerativeModel, Latent, LatentVariable, Conditional):
     """VAE with MLP (vectors) or convolutional (images) encoder and decoder; see the module doc."""
 
+    in_default_compare = True  # one of `genlab compare`'s default families
+
     Config = VAEConfig
     density = Density.BOUND
     data_kinds = frozenset({Kind.CONTINUOUS, Kind.DISCRETE, Kind.BINARY})  # ordered values

@@ -48,8 +48,8 @@ class TrainConfig:
         "help": "wall-clock budget in minutes; training stops with a checkpoint when it runs out (none: no budget)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar (only on a terminal)"})
     compile: bool = field(default=False, metadata={
-        "help": "torch.compile each gradient objective's loss (forward + backward): 1.1-1.3x faster flow "
-                "steps on CPU after a first compilation of 40-170 s (seconds once cached); see bench/README.md"})
+        "help": "torch.compile each gradient objective's loss (forward + backward): faster steps "
+                "after a first compilation that takes minutes on CPU (measured: bench/README.md, Speed)"})
     amp: Literal["off", "bf16", "fp16"] = field(default="off", metadata={
         "help": "automatic mixed precision: off, bf16 or fp16 (fp16 adds loss scaling; CUDA only). bf16 also "
                 "runs on CPUs with native bf16 matmuls (AVX512-BF16 / AMX), ignored with a warning elsewhere"})
