@@ -1,55 +1,77 @@
-"""`genlab compare`: train several families under one time budget and seed, evaluate each, and
-write ``OUT/results.json`` and ``OUT/report.html`` (the measured family table of DESIGN.md).
-Also `report_run`: the HTML report of one run (``genlab report RUN``).
+"""`genlab compare`: train several families under one seed, each with its training budget, evaluate
+each, and write ``OUT/results.json`` and ``OUT/report.html``: the textbook's table of generative
+families (`genlab.taxonomy`), measured. Also `report_run`: the HTML report of one run.
 
-Nothing here knows a family by name: capabilities come from the protocol, and a family that
-cannot be trained or evaluated on the data gets a row that says why.
+Nothing here knows a family by name. The default set (``families="rows"``) is one family per row
+of the table plus the baselines: every registered family that declares ``in_default_compare`` in
+its own class (a subclass does not inherit it) and a ``taxonomy`` row. Why a declaration: 22
+families can model digits, a minute each is far past what a user waits for, and capabilities
+cannot pick a row's representative (nsf, realnvp and glow declare the same ones). A row's family
+that cannot model the data still gets its row, saying why and naming the families of the same row
+that can. ``families="all"`` trains every family that models the data's kind (translators never:
+no column measures a translation); a list names any.
 
-The default families (`default_families`): every registered family that declares
-``in_default_compare`` in its own module and whose ``data_kinds`` hold the data's kind. Why a
-declaration and not all capable families: 22 families can model digits, about a minute of budget
-each plus evaluation is far past what a user waits for the main job, and capabilities alone
-cannot pick a representative per row (realnvp, glow and nsf declare the same ones). The flag
-lives in each family's module, so a new family still joins by its module alone. Translators
-never join by default (no column of the table measures a translation). A family that declares
-the kind but cannot model this data gets a row saying why; ``--families`` names any others.
-The flag counts only where a class sets it itself (iwae does not inherit vae's).
+Families train in ``jobs`` worker processes at once (each on ``threads`` torch threads): the
+results do not depend on ``jobs``, since every family has its own seeded run.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from . import io
-from .data import Splits
 from .data.spec import DataSpec
-from .evaluate import EvalSettings, evaluate, json_safe
+from .evaluate import EvalSettings, evaluate, feature_classifier, json_safe
 from .protocol import GenerativeModel, Latent, NotSupported, Translator
 from .registry import families as registered_families
 from .registry import get_family
 from .report.figures import save_run_figures
 from .report.plots import interpolation_png, loss_png, samples_png
 from .report.results import compare_page, family_section, run_page
+from .report.taxonomy import measured_table
 from .runs import load_splits, train_run
+from .taxonomy import ROWS
 from .train import TrainConfig
 
-DEFAULT_FAMILIES_RULE = "the families that declare in_default_compare and model the data's kind"
-# Minutes of training per family; families that converge (closed forms, early stopping) stop sooner.
-DEFAULT_BUDGET_MINUTES = 1.0
+DEFAULT_FAMILIES_RULE = ("rows: one family per row of the textbook table plus the baselines (those that declare "
+                         "in_default_compare); all: every family that models the data")
 
 
-def default_families(spec: DataSpec) -> list[str]:
-    """The families `compare` trains on data of ``spec`` when none are named (the rule and its
-    reason are in this module's docstring), in registry order."""
-    return [f for f in registered_families()
-            if vars(get_family(f)).get("in_default_compare", False) and spec.kind in get_family(f).data_kinds
-            and not issubclass(get_family(f), Translator)]
+def _row_order(name: str) -> int:
+    row = get_family(name).taxonomy
+    return ROWS.index(row) if row in ROWS else len(ROWS)
+
+
+def default_families(spec: DataSpec, which: str = "rows") -> list[str]:
+    """The families `compare` trains on data of ``spec``: ``"rows"`` (the default set: see this
+    module's docstring; a row's family is kept even when it cannot model ``spec``, so that its row
+    says why) or ``"all"`` (every non-translator family that models ``spec.kind``); in table order."""
+    if which == "rows":
+        names = [f for f in registered_families() if vars(get_family(f)).get("in_default_compare", False)
+                 and get_family(f).taxonomy is not None]
+    elif which == "all":
+        names = [f for f in registered_families()
+                 if spec.kind in get_family(f).data_kinds and not issubclass(get_family(f), Translator)]
+    else:
+        raise ValueError(f"compare: families must be 'rows', 'all' or a list of names, got {which!r}")
+    return sorted(names, key=_row_order)
+
+
+def _alternatives(family: str, spec: DataSpec) -> str:
+    """What to use instead of ``family`` on data of ``spec``: families of its row that model it."""
+    row = get_family(family).taxonomy
+    same = [f for f in registered_families() if get_family(f).taxonomy == row and spec.kind in get_family(f).data_kinds]
+    return (f"; for this row use: {', '.join(same)}" if same else
+            f"; no family of the row '{row}' models {spec.kind.value} data" if row else "")
 
 
 def family_figures(model: GenerativeModel, run_dir: Path, samples: torch.Tensor | None,
@@ -77,110 +99,151 @@ def family_figures(model: GenerativeModel, run_dir: Path, samples: torch.Tensor 
     return figs
 
 
-def compare(data: str, families: list[str] | None = None, budget_minutes: float = DEFAULT_BUDGET_MINUTES, *,
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """One family's part of a comparison, as a worker process receives it."""
+
+    family: str
+    data: str
+    spec: DataSpec
+    out: Path
+    config: dict[str, Any] | None
+    minutes: float
+    seed: int
+    n: int | None
+    settings: EvalSettings
+    threads: int | None
+    verbose: bool
+    t_start: float  # time.time() when the comparison started (for the progress lines)
+
+
+def _say(job: _Job, what: str) -> None:
+    if job.verbose:
+        print(f"[{time.time() - job.t_start:6.0f} s] {job.family}: {what}", flush=True)
+
+
+def _run_family(job: _Job) -> tuple[dict[str, Any], str]:
+    """Train, evaluate and draw one family: (its row of results.json, its report section). A
+    failure is reported in the row, never raised: one family must not cost the others their rows."""
+    if job.threads is not None:
+        torch.set_num_threads(job.threads)
+    fam, cls = job.family, get_family(job.family)
+    row: dict[str, Any] = {"family": fam, "taxonomy": cls.taxonomy, "training_words": cls.training}
+    run_dir = job.out / "runs" / fam
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # compare rewrites its own run folders
+    _say(job, f"training (budget {job.minutes:g} min)")
+    try:
+        t0 = time.perf_counter()
+        train = TrainConfig(seed=job.seed, max_minutes=job.minutes, progress=False)
+        model, splits = train_run(fam, job.data, run_dir, config=job.config, train=train, n=job.n,
+                                  split_seed=job.seed)
+        stopped = io.read_json(run_dir / "config.json").get("stopped", {})
+        row["train"] = {"seconds": time.perf_counter() - t0, "stop_reason": stopped.get("reason"),
+                        "steps": stopped.get("step"), "epochs": stopped.get("epoch"), "budget_minutes": job.minutes}
+    except NotSupported as e:
+        row.update(status="not supported", error=f"cannot model this data: {e}{_alternatives(fam, job.spec)}")
+    except Exception as e:
+        row.update(status="failed", error=f"training failed: {type(e).__name__}: {e}")
+    if "error" in row:
+        _say(job, row["error"])
+        return row, family_section(fam, None, {"figures": row["error"]})
+    _say(job, "evaluating")
+    keep: dict[str, torch.Tensor] = {}
+    try:
+        ev = evaluate(model, splits.train, splits.test, settings=job.settings, data_name=job.data, keep=keep)
+        figs = family_figures(model, run_dir, keep.get("samples"), splits.test.x,
+                              ev["not_computed"].get("sampling_speed"))
+        # the run folder's own pictures, as `genlab train` leaves them, from the same samples
+        save_run_figures(run_dir, fam, model.spec, keep.get("samples"), reference=splits.test.x[:2000])
+    except Exception as e:
+        row.update(status="failed", error=f"evaluation failed: {type(e).__name__}: {e}")
+        return row, family_section(fam, None, {"figures": row["error"]})
+    row.update(status="ok", eval=ev)
+    _say(job, "done")
+    return row, family_section(fam, ev, figs)
+
+
+def compare(data: str, families: list[str] | str = "rows", budget_minutes: float | None = None, *,
             seed: int = 0, out: str | Path = "compare", configs: dict[str, dict[str, Any]] | None = None,
             n: int | None = None, settings: EvalSettings | None = None, threads: int | None = 1,
-            verbose: bool = True) -> dict[str, Any]:
-    """Train each family on ``data`` for at most ``budget_minutes`` (same seed), evaluate it on the
-    test split, and write ``out/results.json`` and ``out/report.html`` (runs in ``out/runs/``).
+            jobs: int | None = None, verbose: bool = True) -> dict[str, Any]:
+    """Train each family on ``data`` within its budget (same seed), evaluate it on the test split,
+    and write ``out/results.json`` and ``out/report.html`` (runs in ``out/runs/``).
 
     Args:
         data: a data set name or path (`genlab.data.load_dataset`).
-        families: registered family names (default: `default_families` of the data).
-        budget_minutes: wall-clock training budget per family (early stopping may end it sooner).
+        families: ``"rows"`` (one per row of the textbook table plus baselines), ``"all"``, or a
+            list of registered family names (see `default_families`).
+        budget_minutes: wall-clock training budget of every family; None: each family's own
+            ``compare_minutes`` (early stopping and closed forms may end it sooner).
         configs: per-family settings, e.g. ``{"vae": {"latent_dim": 8}}``.
         n: use only the first n examples (toys: generate n).
         settings: `EvalSettings` (sample counts, FID minimum, ...).
-        threads: torch threads for training (None: leave as is). One by default: every family
-            gets the same, and on a busy machine two threads spin against each other.
+        threads: torch threads of each family's training (None: leave as is). One by default: small
+            models gain little from a second thread, and two jobs use the two cores better.
+        jobs: families trained at once, each in a worker process (None: the CPUs this process may
+            use divided by ``threads``; 1: in this process, one after another).
     Returns:
         The results dictionary written to results.json.
     """
-    if budget_minutes <= 0:
+    if budget_minutes is not None and budget_minutes <= 0:
         raise ValueError(f"compare: --budget must be positive minutes, got {budget_minutes}")
     if threads is not None and threads < 1:
         raise ValueError(f"compare: threads must be >= 1, got {threads}")
-    for f in families or ():
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"compare: jobs must be >= 1, got {jobs}")
+    for f in ([] if isinstance(families, str) else families):
         get_family(f)  # unknown names fail before any data or training, with the list of known ones
-    t_start = time.perf_counter()
+    t_start = time.time()
     splits = load_splits({"name": data, "seed": seed, "split_seed": seed, "val": 0.1, "test": 0.1, "n": n})
-    families = list(families or default_families(splits.train.spec))
-    if not families:
-        raise ValueError(f"compare: no registered family models {splits.train.spec.kind.value} data")
-    unknown = sorted(set(configs or {}) - set(families))
+    spec = splits.train.spec
+    names = default_families(spec, families) if isinstance(families, str) else list(families)
+    if not names:
+        raise ValueError(f"compare: no registered family models {spec.kind.value} data")
+    unknown = sorted(set(configs or {}) - set(names))
     if unknown:
-        raise ValueError(f"compare: settings given for {unknown}, which are not among --families {families}")
+        raise ValueError(f"compare: settings given for {unknown}, which are not among --families {names}")
+    s = settings or EvalSettings(seed=seed)
+    if s.classifier and splits.train.y is not None and spec.num_classes:
+        try:  # trained once here and cached, instead of once per worker
+            feature_classifier(splits.train, splits.test, name=data, seed=s.seed, verbose=verbose)
+        except NotSupported:
+            pass  # each family's evaluation says why
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    jobs = max(1, min(len(names), jobs if jobs is not None else cpus // (threads or 1)))
+    plan = [_Job(f, data, spec, Path(out), (configs or {}).get(f), budget_minutes or get_family(f).compare_minutes,
+                 seed, n, s, threads, verbose, t_start) for f in names]
     before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
-        return _compare(data, splits, families, budget_minutes, seed, Path(out), configs or {}, n,
-                        settings or EvalSettings(seed=seed), verbose, t_start)
+        if jobs == 1:
+            done = [_run_family(j) for j in plan]
+        else:
+            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+                done = list(pool.map(_run_family, plan))
     finally:
         torch.set_num_threads(before)
+    return _write(data, splits, done, budget_minutes, seed, Path(out), jobs, threads, t_start)
 
 
-def _compare(data: str, splits: Splits, families: list[str], budget_minutes: float, seed: int, out: Path,
-             configs: dict[str, dict[str, Any]], n: int | None, s: EvalSettings, verbose: bool,
-             t_start: float) -> dict[str, Any]:
-    rows, sections = [], []
-    for fam in families:
-        row: dict[str, Any] = {"family": fam}
-        run_dir = out / "runs" / fam
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # compare rewrites its own run folders
-        if verbose:
-            print(f"[{time.perf_counter() - t_start:6.0f} s] {fam}: training (budget {budget_minutes:g} min)",
-                  flush=True)
-        try:
-            t0 = time.perf_counter()
-            train = TrainConfig(seed=seed, max_minutes=budget_minutes, progress=False)
-            model, _ = train_run(fam, data, run_dir, config=configs.get(fam), train=train, n=n,
-                                 split_seed=seed)
-            stopped = io.read_json(run_dir / "config.json").get("stopped", {})
-            row["train"] = {"seconds": time.perf_counter() - t0, "stop_reason": stopped.get("reason"),
-                            "steps": stopped.get("step"), "epochs": stopped.get("epoch")}
-        except NotSupported as e:
-            row.update(status="not supported", error=f"cannot model this data: {e}")
-        except Exception as e:  # one family's failure must not cost the others their rows
-            row.update(status="failed", error=f"training failed: {type(e).__name__}: {e}")
-        if "error" in row:
-            if verbose:
-                print(f"         {fam}: {row['error']}", flush=True)
-            rows.append(row)
-            sections.append(("", family_section(fam, None, {"figures": row["error"]})))
-            continue
-        if verbose:
-            print(f"[{time.perf_counter() - t_start:6.0f} s] {fam}: evaluating", flush=True)
-        keep: dict[str, torch.Tensor] = {}
-        try:
-            ev = evaluate(model, splits.train, splits.test, settings=s, data_name=data, keep=keep, verbose=verbose)
-            figs = family_figures(model, run_dir, keep.get("samples"), splits.test.x,
-                                  ev["not_computed"].get("sampling_speed"))
-            # the run folder's own pictures, as `genlab train` leaves them, from the same samples
-            save_run_figures(run_dir, fam, model.spec, keep.get("samples"), reference=splits.test.x[:2000])
-        except Exception as e:  # as above: report it in the family's row
-            row.update(status="failed", error=f"evaluation failed: {type(e).__name__}: {e}")
-            rows.append(row)
-            sections.append(("", family_section(fam, None, {"figures": row["error"]})))
-            continue
-        row.update(status="ok", eval=ev)
-        sections.append(("", family_section(fam, ev, figs)))
-        rows.append(row)
+def _write(data: str, splits: Any, done: list[tuple[dict[str, Any], str]], budget_minutes: float | None,
+           seed: int, out: Path, jobs: int, threads: int | None, t_start: float) -> dict[str, Any]:
+    """results.json and report.html of a finished comparison."""
+    rows = [r for r, _ in done]
     results = {"data": data, "families": rows, "budget_minutes": budget_minutes, "seed": seed,
                "n_train": len(splits.train), "n_test": len(splits.test), "is_image": splits.train.spec.is_image,
                "spec": splits.train.spec.to_dict(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-               "threads": torch.get_num_threads(), "machine": f"{torch.get_num_threads()} training thread(s), "
-                                                                 f"torch {torch.__version__}",
-               "total_seconds": time.perf_counter() - t_start}
+               "jobs": jobs, "threads": threads,
+               "machine": f"{jobs} job(s) of {threads or torch.get_num_threads()} training thread(s), "
+                          f"{os.cpu_count()} CPUs, torch {torch.__version__}",
+               "total_seconds": time.time() - t_start}
+    results["taxonomy"] = measured_table(results)
     results = json_safe(results)
     io.write_json(out / "results.json", results)
-    sections = [("Samples, training curves and interpolations", "")] + sections
-    html = compare_page(results, sections)
-    io.atomic_write(out / "report.html", html.encode())
+    sections = [("Samples, training curves and interpolations", "")] + [("", html) for _, html in done]
+    io.atomic_write(out / "report.html", compare_page(results, sections).encode())
     for f in ("results.json", "report.html"):
         (out / f).chmod(0o644)  # a report is for reading (the temporary file was private)
-    results["total_seconds"] = time.perf_counter() - t_start
     return results
 
 
@@ -213,4 +276,4 @@ def report_run(run: str | Path, *, settings: EvalSettings | None = None, verbose
     return run / "report.html"
 
 
-__all__ = ["DEFAULT_BUDGET_MINUTES", "DEFAULT_FAMILIES_RULE", "compare", "default_families", "report_run"]
+__all__ = ["DEFAULT_FAMILIES_RULE", "compare", "default_families", "report_run"]

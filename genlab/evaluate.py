@@ -63,9 +63,12 @@ class EvalSettings:
         "help": "at most this many training examples as the reference set"})
     classifier: bool = field(default=True, metadata={"help": "use classifier features when labels exist"})
     ais_steps: int = field(default=0, metadata={
-        "help": "annealed importance sampling with this many steps (0: off): VAEs, of log p(x) over codes "
-                "(each step 6 decoder passes with gradients on 16 chains per example); energy models "
-                "(rbm beyond exact enumeration, ebm beyond 2 values per example), of log Z"})
+        "help": "annealed importance sampling of log p(x) over codes with this many steps (0: off): "
+                "latent-variable models (each step 6 decoder passes with gradients on 16 chains per example); "
+                "energy models: used for log Z instead of --log-z-steps when > 0"})
+    log_z_steps: int = field(default=1000, metadata={
+        "help": "AIS steps for an energy model's log Z where it cannot be enumerated or integrated (rbm beyond "
+                "20 hidden units, ebm beyond 2 values per example); 0: no NLL for those"})
     ais_examples: int = field(default=200, metadata={"help": "held-out examples scored by AIS"})
 
 
@@ -88,8 +91,8 @@ def parameters(model: GenerativeModel) -> int:
 
 def capabilities(model: GenerativeModel) -> list[str]:
     """The capabilities ``model`` declares, by name (decoder, latent, energy, conditional)."""
-    return [n for n, c in (("decoder", Decoder), ("latent", Latent), ("energy", Energy), ("conditional", Conditional))
-            if isinstance(model, c)]
+    caps = (("decoder", Decoder), ("latent", Latent), ("energy", Energy), ("conditional", Conditional))
+    return [n for n, c in caps if isinstance(model, c)]
 
 
 # -- the feature classifier, kept in a cache folder ---------------------------------------------------
@@ -268,7 +271,8 @@ def _latent(model: GenerativeModel) -> None:
 
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(("nll",), lambda c: (likelihood_figures(  # nll_nats, bits_per_dim, nll_is, ...
-        c.model, c.test.x, c.test.y, ais_steps=c.s.ais_steps, seed=c.s.seed), {}), requires=_has_likelihood),
+        c.model, c.test.x, c.test.y, ais_steps=c.s.ais_steps or c.s.log_z_steps, seed=c.s.seed), {}),
+        requires=_has_likelihood),
     # energy models spend their AIS steps on log Z (the nll row)
     MetricSpec(("ais",), _annealed, requires=ais_check,
                asked=lambda c: c.s.ais_steps > 0 and not isinstance(c.model, Partition)),

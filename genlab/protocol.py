@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from . import settings
+from .taxonomy import check_row
 from .data.preprocess import Preprocess, default_preprocess
 from .data.spec import DataSpec, Kind
 from .data.validate import check_input, check_labels  # noqa: F401  (check_input re-exported)
@@ -101,7 +102,9 @@ class GenerativeModel(nn.Module):
     default_epochs: ClassVar[int] = 50
     default_train: ClassVar[dict[str, Any]] = {}  # trainer settings this family trains best with
     name: ClassVar[str] = ""
-    in_default_compare: ClassVar[bool] = False  # `genlab compare` trains it when no family is named
+    in_default_compare: ClassVar[bool] = False  # stands for its taxonomy row in `genlab compare`'s default set
+    taxonomy: ClassVar[str | None] = None  # its row of the textbook table (`genlab.taxonomy.ROWS`)
+    compare_minutes: ClassVar[float] = 1.0  # training budget in `genlab compare` unless --budget is given
 
     def __init__(self, spec: DataSpec, config: Any):
         check_kind(type(self), spec)
@@ -187,12 +190,8 @@ class GenerativeModel(nn.Module):
 
     def _some_tensor(self) -> Tensor:
         """A tensor that carries the model's dtype and device (parameters first)."""
-        for t in self.parameters():
-            return t
-        for t in self.buffers():
-            if t.is_floating_point():
-                return t
-        return torch.zeros(())
+        p = next(self.parameters(), None)
+        return p if p is not None else next((t for t in self.buffers() if t.is_floating_point()), torch.zeros(()))
 
     def _check_condition(self, condition: Tensor | None, n: int) -> Tensor | None:
         if condition is not None and not isinstance(self, Conditional):
@@ -391,6 +390,7 @@ def register(name: str):
             raise TypeError(f"{cls.__name__}.Config must be a dataclass")
         if not isinstance(cls.density, Density) or not cls.data_kinds <= set(Kind):
             raise TypeError(f"{cls.__name__}: density must be a Density and data_kinds a set of Kind")
+        check_row(cls.taxonomy, cls.__name__)
         cls.name = name
         _REGISTRY[name] = cls
         return cls

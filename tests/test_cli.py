@@ -150,24 +150,32 @@ def test_renamed_evaluation_settings_keep_their_old_flags():
         assert getattr(s_old, new) == getattr(s_new, new) == typ(value)
 
 
-def test_compare_default_families_can_each_model_the_data():
+def test_compare_default_set_is_one_family_per_row_of_the_table_plus_baselines():
     from genlab import make
     from genlab.compare import default_families
     from genlab.data import load_dataset
     from genlab.protocol import Translator
+    from genlab.taxonomy import BASELINE, ROWS
 
-    for name in ("moons", "digits"):
-        spec = load_dataset(name, n=64).spec
-        chosen = default_families(spec)
-        assert chosen, name
-        for fam in genlab.families():
-            cls = genlab.get_family(fam)
-            declared = vars(cls).get("in_default_compare", False)  # set by the class itself
-            assert (fam in chosen) == (declared and spec.kind in cls.data_kinds and not issubclass(cls, Translator))
-    assert "iwae" not in default_families(load_dataset("digits", n=64).spec)  # vae's flag is not inherited
-    iris = load_dataset("iris").spec  # continuous and labelled: a conditional-only family can model it
-    for fam in default_families(iris):  # a declared kind is one the family builds on
-        assert make(fam, iris).spec == iris
+    digits = load_dataset("digits", n=64).spec
+    chosen = default_families(digits)
+    rows = [genlab.get_family(f).taxonomy for f in chosen]
+    assert rows == sorted(rows, key=ROWS.index)  # in the table's order
+    assert set(rows) == set(ROWS) and all(rows.count(r) == 1 for r in ROWS if r != BASELINE)
+    for fam in genlab.families():  # the set is what the classes themselves declare
+        declared = vars(genlab.get_family(fam)).get("in_default_compare", False)
+        assert (fam in chosen) == declared, fam
+    assert "iwae" not in chosen  # vae's flag is not inherited
+    for fam in chosen:  # every row's family models the main job's data
+        assert make(fam, digits).spec == digits
+    moons = load_dataset("moons", n=64).spec
+    assert default_families(moons) == chosen  # a row whose family cannot model the data still has its row
+    every = default_families(moons, "all")
+    for fam in genlab.families():
+        cls = genlab.get_family(fam)
+        assert (fam in every) == (moons.kind in cls.data_kinds and not issubclass(cls, Translator)), fam
+    with pytest.raises(ValueError, match="rows"):
+        default_families(moons, "some")
 
 
 def test_a_run_without_the_cli_has_no_figures_and_the_cli_draws_them(capsys, tmp_path):

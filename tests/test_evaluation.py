@@ -210,3 +210,27 @@ def test_compare_reports_a_failing_family_in_its_row(tmp_path, monkeypatch):
     assert "sampler exploded" in (tmp_path / "c" / "report.html").read_text()
     with pytest.raises(ValueError, match="not among --families"):
         cmp.compare("moons", ["gaussian"], 0.01, out=tmp_path / "d", configs={"vae": {"hidden": 8}})
+
+
+def test_compare_gives_the_same_numbers_in_one_process_and_in_two_jobs(tmp_path):
+    import genlab.compare as cmp
+
+    from genlab.evaluate import EvalSettings
+
+    kw = dict(budget_minutes=0.05, n=300, verbose=False, settings=EvalSettings(max_examples=40))
+    one = cmp.compare("moons", ["gaussian", "gmm", "bayesnet"], out=tmp_path / "one", jobs=1, **kw)
+    two = cmp.compare("moons", ["gaussian", "gmm", "bayesnet"], out=tmp_path / "two", jobs=2, **kw)
+    assert one["jobs"] == 1 and two["jobs"] == 2
+    for a, b in zip(one["families"], two["families"]):
+        assert a["family"] == b["family"] and a["status"] == b["status"]
+        if a["status"] == "ok":
+            assert a["eval"]["metrics"]["nll_nats"] == b["eval"]["metrics"]["nll_nats"]
+            assert a["eval"]["metrics"]["mmd"]["value"] == b["eval"]["metrics"]["mmd"]["value"]
+    # bayesnet (a directed graphical model) cannot model continuous data: its row says why and what to use
+    bn = one["families"][2]
+    assert bn["status"] == "not supported" and "no family of the row 'directed graphical model'" in bn["error"]
+    table = one["taxonomy"]["rows"]
+    assert [r["family"] for r in table] == ["gaussian", "gmm", "bayesnet"] and "error" in table[2]
+    assert table[0]["density"]["word"] == "exact" and table[0]["textbook"]["density"] == "exact"
+    html = (tmp_path / "one" / "report.html").read_text()
+    assert html.index("The taxonomy table, measured") < html.index("Family table")

@@ -34,11 +34,12 @@ def test_log_prob_is_base_plus_log_det_and_samples_have_shape():
 
 
 def test_auto_network_and_bad_config():
-    assert isinstance(RealNVP(DataSpec((1, 4, 4)), RealNVPConfig(n_layers=2)).couplings[0].net,
-                      torch.nn.Module)
-    conv = RealNVP(DataSpec((1, 4, 4)), RealNVPConfig(n_layers=2))
+    conv = RealNVP(DataSpec((1, 4, 4)), RealNVPConfig(n_layers=2, net="auto"))
     assert any(isinstance(m, torch.nn.Conv2d) for m in conv.modules())
-    mlp = RealNVP(DataSpec((3,)), RealNVPConfig(n_layers=2))
+    for spec in (DataSpec((3,)), DataSpec((1, 4, 4))):  # the default: MLP couplings, images too
+        mlp = RealNVP(spec, RealNVPConfig(n_layers=2))
+        assert not any(isinstance(m, torch.nn.Conv2d) for m in mlp.modules())
+    mlp = RealNVP(DataSpec((3,)), RealNVPConfig(n_layers=2, net="auto"))
     assert not any(isinstance(m, torch.nn.Conv2d) for m in mlp.modules())
     with pytest.raises(ValueError, match="conv"):
         RealNVP(DataSpec((3,)), RealNVPConfig(net="conv"))
@@ -50,7 +51,7 @@ def test_couplings_alternate_and_move_every_entry():
     """Two consecutive couplings keep complementary, non-empty sets of entries unchanged (halves
     for vectors, checkerboards for images); for D = 2 the first keeps coordinate 0."""
     for spec in (DataSpec((2,)), DataSpec((7,)), DataSpec((1, 3, 3))):
-        model = make_flow(spec, n_layers=2, hidden=8)
+        model = make_flow(spec, n_layers=2, hidden=8, net="auto")
         x = torch.randn(4, *spec.event_shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         kept = [(c(x)[0] == x).all(0) for c in model.couplings]
         assert (kept[0] ^ kept[1]).all() and 0 < int(kept[0].sum()) < kept[0].numel()

@@ -71,7 +71,7 @@ def normalized_energy_figures(model: Partition, x: Tensor, *, ais_steps: int = 0
     is 0), and ``log Z`` itself; ``examples_outside_support`` counts examples of infinite NLL."""
     method = model.partition_method()
     if method == "ais" and ais_steps <= 0:
-        raise NotSupported(f"{model.name}: log Z needs annealed importance sampling here; pass --ais-steps N "
+        raise NotSupported(f"{model.name}: log Z needs annealed importance sampling here; pass --log-z-steps N "
                            "(e.g. 1000)")
     log_z, how = model.log_partition(steps=ais_steps if method == "ais" else None,
                                      generator=torch.Generator().manual_seed(seed))

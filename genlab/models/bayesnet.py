@@ -48,6 +48,8 @@ class BayesNet(GenerativeModel, Imputer, DiscreteChainRule):
 
     Buffers: ``parent_table`` (D, P) int64 parent indices padded with -1, and ``cpt_flat``
     (sum_i q_i r_i,) float64: each CPT of shape (*cards of parents, r_i) flattened, in order."""
+    in_default_compare = True  # stands for its row in `genlab compare`'s default set
+    taxonomy = "directed graphical model"
 
     Config = BayesNetConfig
     density = Density.EXACT

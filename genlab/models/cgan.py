@@ -90,6 +90,7 @@ class ConditionalGenerator(nn.Module):
 @register("cgan")
 class CGAN(GANBase, Conditional):
     """Class-conditional GAN (projection or concat critic): ``sample(n, condition=labels)``."""
+    taxonomy = "GAN"
 
     Config = CGANConfig
     default_epochs = 200

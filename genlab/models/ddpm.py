@@ -43,7 +43,11 @@ class DDPMConfig:
         "help": "timesteps of the Monte-Carlo bound used for validation / early stopping"})
     hidden: int = field(default=128, metadata={"help": "width of the time-conditioned MLP (vectors)"})
     depth: int = field(default=3, metadata={"help": "residual blocks of the MLP (vectors)"})
-    channels: int = field(default=32, metadata={"help": "U-Net channels at full resolution (images)"})
+    channels: int | None = field(default=None, metadata={
+        "help": "U-Net channels at full resolution for images (none: images are flattened into the MLP)"})
+    denoiser: Literal["eps", "levels"] = field(default="levels", metadata={
+        "help": "network output on discrete data: eps (the noise) | levels (logits over the grey levels "
+                "per entry, added to the exact log-likelihood of x_t under each level; continuous data: eps)"})
     unet_levels: int | None = field(default=None, metadata={
         "help": "U-Net down/up levels (none: one per halving of an even side down to >= 4 pixels)"})
     p_uncond: float = field(default=0.1, metadata={
@@ -59,6 +63,8 @@ class DDPM(GenerativeModel, Latent, Conditional, Diffusion):
     With labelled data (``spec.num_classes``) the network also takes a class label, with a null
     label for the unconditional model; ``log_prob(x)`` without a condition uses the null label.
     """
+    in_default_compare = True  # stands for its row in `genlab compare`'s default set
+    taxonomy = "diffusion"
 
     Config = DDPMConfig
     density = Density.BOUND
@@ -75,7 +81,7 @@ class DDPM(GenerativeModel, Latent, Conditional, Diffusion):
     def __init__(self, spec: DataSpec, config: DDPMConfig):
         super().__init__(spec, config)
         c = config
-        if c.timesteps < 1 or c.hidden < 1 or c.depth < 0 or c.channels < 1 or c.val_timesteps < 1:
+        if c.timesteps < 1 or c.hidden < 1 or c.depth < 0 or (c.channels or 1) < 1 or c.val_timesteps < 1:
             raise ValueError("ddpm: timesteps, hidden, channels and val_timesteps must be >= 1, depth >= 0")
         if not 0 <= c.p_uncond <= 1 or c.guidance < 0:
             raise ValueError(f"ddpm: p_uncond must lie in [0, 1] and guidance be >= 0, "
@@ -87,10 +93,15 @@ class DDPM(GenerativeModel, Latent, Conditional, Diffusion):
         self.clip = (-1.0, 1.0) if spec.is_discrete else None  # discrete data live on [-1, 1]
         self.sampler  # noqa: B018  (an unknown sampler name fails here, not at the first sample)
         self.num_classes = spec.num_classes
-        if spec.is_image:
-            self.net = UNet(spec.event_shape[0], spec.event_shape[1:], c.channels, c.unet_levels, self.num_classes)
+        # per entry, one output per grey level (levels) or one (eps)
+        self.n_out = spec.levels if spec.is_discrete and c.denoiser == "levels" else 1
+        if self.n_out > 1:
+            self.register_buffer("grid", torch.linspace(-1.0, 1.0, self.n_out), persistent=False)
+        if spec.is_image and c.channels is not None:
+            ch = spec.event_shape[0]
+            self.net = UNet(ch, spec.event_shape[1:], c.channels, c.unet_levels, self.num_classes, ch * self.n_out)
         else:
-            self.net = TimeMLP(spec.dim, c.hidden, c.depth, self.num_classes)
+            self.net = TimeMLP(spec.dim, c.hidden, c.depth, self.num_classes, spec.dim * self.n_out)
 
     def make_preprocess(self, spec: DataSpec) -> Preprocess:
         # discrete levels -> bin centres on [-1, 1]; the discretized decoder scores the levels
@@ -114,8 +125,22 @@ class DDPM(GenerativeModel, Latent, Conditional, Diffusion):
         """eps_theta: x_t (batch, *event) model space, t (batch,) int64 in 1..T, y labels (the null
         label ``num_classes`` for unconditional) -> (batch, *event)."""
         tt = t.to(x_t.dtype) * (1000.0 / self.schedule.T)  # the embedding sees the same range for any T
-        inp = x_t if self.spec.is_image else x_t.flatten(1)
-        return self.net(inp, tt, y).reshape(x_t.shape)
+        unet = isinstance(self.net, UNet)
+        out = self.net(x_t if unet else x_t.flatten(1), tt, y)
+        if self.n_out == 1:
+            return out.reshape(x_t.shape)
+        L = self.n_out
+        # (batch, C * L, H, W) or (batch, D * L) -> (batch, *event, L)
+        logits = out.unflatten(1, (-1, L)).movedim(2, -1) if unet else out.unflatten(1, (-1, L))
+        logits = logits.reshape(*x_t.shape, L)
+        ab = self.schedule.at("abar", t, x_t)
+        a, s2 = ab.sqrt()[..., None], (1 - ab)[..., None]
+        # p(x_0 = level | x_t) with the network's logits as the prior: at high signal-to-noise the
+        # exact likelihood term dominates and x0_hat snaps to the nearest level, which an
+        # unconstrained eps network can only approximate
+        loglik = -(x_t[..., None] - a * self.grid).pow(2) / (2 * s2)
+        x0 = torch.softmax(logits + loglik, -1) @ self.grid.to(x_t.dtype)
+        return (x_t - a[..., 0] * x0) / s2[..., 0].sqrt()
 
     def eps_fn(self, condition: Tensor | None, n: int, device, guidance: float = 0.0):
         """``model_fn(x_t, t)`` for the samplers: conditional, unconditional or guided (Ho & Salimans Eq. 6)."""

@@ -73,6 +73,8 @@ class EBMConfig:
 @register("ebm")
 class EBM(GenerativeModel, Partition):
     """Energy-based model ``p(x) ∝ exp(-E(x))`` trained by contrastive divergence; Langevin sampling."""
+    in_default_compare = True  # stands for its row in `genlab compare`'s default set
+    taxonomy = "energy-based"
 
     Config = EBMConfig
     density = Density.UNNORMALIZED

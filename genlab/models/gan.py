@@ -226,6 +226,7 @@ class GANBase(GenerativeModel, Decoder):
 class GAN(GANBase):
     """GAN with a loss and regularizers chosen by config: density NONE, fast sampling. Its
     generator decodes noise (`Decoder`); it has no encoder, so it is not a `Latent` family."""
+    taxonomy = "GAN"
 
     in_default_compare = True  # one of `genlab compare`'s default families
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..taxonomy import BASELINE
 from ..protocol import register, Batch, Density, GaussianMixtureForm, GenerativeModel, Loss, Objective
 
 
@@ -74,6 +75,7 @@ class Gaussian(GenerativeModel, GaussianMixtureForm):
     Buffers: ``mean`` (D,) and ``scale_tril`` (D, D), the Cholesky factor of the covariance.
     One full-batch objective sets both to the maximum-likelihood estimate in one call.
     """
+    taxonomy = BASELINE
 
     in_default_compare = True  # one of `genlab compare`'s default families
 

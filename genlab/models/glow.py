@@ -81,6 +81,7 @@ class Step(nn.Module):
 @register("glow")
 class Glow(FlowBase):
     """Glow; exact ``log p(x)`` (a bound with variational dequantization) and one-pass sampling."""
+    taxonomy = "flow"
 
     Config = GlowConfig
     default_epochs = 300

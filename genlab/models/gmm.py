@@ -13,6 +13,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ..taxonomy import BASELINE
 from ..protocol import register, Batch, Density, GaussianMixtureForm, GenerativeModel, Loss, Objective
 from .gaussian import psd_cholesky
 
@@ -93,6 +94,7 @@ class GMM(GenerativeModel, GaussianMixtureForm):
 
     Buffers: ``weights`` (K,), ``means`` (K, D), ``scale_tril`` (K, D, D).
     """
+    taxonomy = BASELINE
 
     in_default_compare = True  # one of `genlab compare`'s default families
 

@@ -60,6 +60,7 @@ class IResNetConfig:
 @register("iresnet")
 class IResNet(GenerativeModel, Latent, Bijective):
     """Invertible residual flow: exact log p (D <= 4) or its power-series estimate; fixed-point sampling."""
+    taxonomy = "flow"
 
     Config = IResNetConfig
     density = Density.EXACT

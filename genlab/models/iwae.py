@@ -21,6 +21,7 @@ class IWAEConfig(VAEConfig):
 @register("iwae")
 class IWAE(VAE):
     """`VAE` whose objective defaults to IWAE_k (k = 5)."""
+    taxonomy = "VAE"
 
     Config = IWAEConfig
     training = "IWAE bound"

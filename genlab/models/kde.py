@@ -14,6 +14,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ..taxonomy import BASELINE
 from ..protocol import register, Batch, Density, GenerativeModel, Loss, Objective
 
 _CHUNK = 1 << 22  # elements of one (queries, points) block: a few such blocks stay < 200 MB
@@ -60,6 +61,7 @@ class KDE(GenerativeModel):
 
     Buffers: ``points`` (N, D) stored training points (model space) and ``bandwidth`` ().
     """
+    taxonomy = BASELINE
 
     in_default_compare = True  # one of `genlab compare`'s default families
 

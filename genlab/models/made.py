@@ -64,6 +64,7 @@ def resolve_output(spec: DataSpec, choice: str) -> str:
 @register("made")
 class MADE(GenerativeModel, Autoregressive):
     """Masked autoencoder density estimator on flattened examples: (batch, *event_shape)."""
+    taxonomy = "autoregressive"
 
     in_default_compare = True  # one of `genlab compare`'s default families
 

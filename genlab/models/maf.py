@@ -30,8 +30,8 @@ class MAFConfig(FlowConfig):
 @register("maf")
 class MAF(FlowBase):
     """MAF; exact ``log p(x)`` in one pass per layer, sequential sampling."""
+    taxonomy = "flow"
 
-    in_default_compare = True  # one of `genlab compare`'s default families
 
     Config = MAFConfig
     sampling = "slow"

@@ -40,6 +40,7 @@ class MRF(GenerativeModel, Partition):
     Parameters ``theta`` (D, K) and ``J_raw`` (D, D, K, K); the couplings used are
     ``J = sym(J_raw)`` with ``J_ij[k, l] = J_ji[l, k]`` and ``J_ii = 0``. Impossible states of a
     column with fewer than K values (``spec.cardinalities``) get potential ``-inf``."""
+    taxonomy = "undirected graphical model"
 
     Config = MRFConfig
     density = Density.UNNORMALIZED

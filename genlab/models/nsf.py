@@ -61,10 +61,14 @@ def permutation_init(lu: LULinear) -> LULinear:
 @register("nsf")
 class NSF(FlowBase):
     """Neural spline flow; exact ``log p(x)``; fast sampling for couplings, slow if autoregressive."""
+    in_default_compare = True  # stands for its row in `genlab compare`'s default set
+    taxonomy = "flow"
 
     Config = NSFConfig
     sampling = "fast (coupling) | slow (autoregressive)"
-    default_epochs = 300
+    # digits: 480 steps of 256, about a minute on one thread, so the cosine decay completes inside
+    # the compare job's budget; 2-D toys of 20,000 points: ~5,000 steps (bench/README.md)
+    default_epochs = 80
     # no gradient clipping (the trainer's default clips at norm 10): the NLL gradients of whole
     # images start far above that norm, so clipping would act on every early step and reweight
     # Adam's steps, which bound each step anyway (figures: bench/README.md).

@@ -41,6 +41,7 @@ class PixelCNNConfig:
 @register("pixelcnn")
 class PixelCNN(GenerativeModel, Autoregressive):
     """Gated PixelCNN over (C, H, W) images of discrete levels."""
+    taxonomy = "autoregressive"
 
     Config = PixelCNNConfig
     density = Density.EXACT

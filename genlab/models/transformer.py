@@ -59,6 +59,7 @@ class Block(nn.Module):
 @register("transformer")
 class Transformer(GenerativeModel, Autoregressive):
     """Decoder-only transformer over flattened examples (text, raster-order pixels, coordinates)."""
+    taxonomy = "autoregressive"
 
     Config = TransformerConfig
     density = Density.EXACT

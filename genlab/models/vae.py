@@ -36,6 +36,7 @@ __all__ = ["LOG_SCALE_MIN", "VAE", "VAEConfig", "resolve_likelihood"]
 @register("vae")
 class VAE(GenerativeModel, Latent, LatentVariable, Conditional):
     """VAE with MLP (vectors) or convolutional (images) encoder and decoder; see the module doc."""
+    taxonomy = "VAE"
 
     in_default_compare = True  # one of `genlab compare`'s default families
 

@@ -51,19 +51,20 @@ class TimeEmbedding(nn.Module):
 
 
 class TimeMLP(nn.Module):
-    """Residual MLP ``(x_t, t, y) -> eps`` for vectors: (batch, D) -> (batch, D).
+    """Residual MLP ``(x_t, t, y) -> eps`` for vectors: (batch, D) -> (batch, out_dim), out_dim D by default.
 
     ``h <- h + W2 act(W1 act(h) + E e)`` per block, ``e`` the time (and class) embedding; the
     output layer starts at zero (the predicted noise starts at 0).
     """
 
-    def __init__(self, dim: int, hidden: int = 128, blocks: int = 3, num_classes: int | None = None):
+    def __init__(self, dim: int, hidden: int = 128, blocks: int = 3, num_classes: int | None = None,
+                 out_dim: int | None = None):
         super().__init__()
         self.emb = TimeEmbedding(hidden, hidden, num_classes)
         self.inp = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(nn.ModuleDict({"w1": nn.Linear(hidden, hidden), "e": nn.Linear(hidden, hidden),
                                                    "w2": nn.Linear(hidden, hidden)}) for _ in range(blocks))
-        self.out = nn.Linear(hidden, dim)
+        self.out = nn.Linear(hidden, out_dim or dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -104,7 +105,7 @@ def auto_levels(h: int, w: int) -> int:
 
 
 class UNet(nn.Module):
-    """A small U-Net ``(x_t, t, y) -> eps``: (batch, C, H, W) -> (batch, C, H, W).
+    """A small U-Net ``(x_t, t, y) -> eps``: (batch, C, H, W) -> (batch, out_ch, H, W), out_ch C by default.
 
     Level ``i`` works at ``channels * 2**min(i, 2)`` channels (one ResBlock, then a stride-2
     convolution); two ResBlocks in the middle; each up level upsamples (nearest + conv, computed as
@@ -117,10 +118,11 @@ class UNet(nn.Module):
         channels: channels of the first level.
         levels: number of down/up levels; None: `auto_levels`.
         num_classes: class-conditional with a null label (see `TimeEmbedding`).
+        out_ch: output channels (None: C).
     """
 
     def __init__(self, in_ch: int, size: tuple[int, int], channels: int = 32, levels: int | None = None,
-                 num_classes: int | None = None):
+                 num_classes: int | None = None, out_ch: int | None = None):
         super().__init__()
         n = auto_levels(*size) if levels is None else levels
         emb = 4 * channels
@@ -132,9 +134,8 @@ class UNet(nn.Module):
         self.mid = nn.ModuleList([ResBlock(chs[n - 1] if n else channels, chs[n], emb), ResBlock(chs[n], chs[n], emb)])
         self.upconv = nn.ModuleList(nn.Conv2d(chs[i + 1], chs[i + 1], 3, padding=1) for i in range(n))
         self.up = nn.ModuleList(ResBlock(chs[i + 1] + chs[i], chs[i], emb) for i in range(n))
-        out_ch = chs[0]
-        self.norm_out = nn.GroupNorm(_groups(out_ch), out_ch)
-        self.out = nn.Conv2d(out_ch, in_ch, 3, padding=1)
+        self.norm_out = nn.GroupNorm(_groups(chs[0]), chs[0])
+        self.out = nn.Conv2d(chs[0], out_ch or in_ch, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.levels = n

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .html import Cell, esc, estimate_cell, image, key_value, num, page, table
+from .taxonomy import taxonomy_section
 
 COLUMNS = ["family", "density", "test NLL or bound", "classifier-FID ↓", "precision ↑", "recall ↑",
            "density ↑", "coverage ↑", "MMD² ↓", "memorization: distance ratio", "near-copies",
@@ -124,13 +125,19 @@ def compare_page(results: dict[str, Any], sections: Sequence[tuple[str, str]]) -
     rows = ([floor] if floor else []) + rows
     any_ev = next((f["eval"] for f in fams if f.get("eval")), {})
     n = any_ev.get("metrics", {}).get("sampling_speed", {}).get("n")
+    budget = results.get("budget_minutes")
+    budget = (f"the same budget of {budget:g} minutes" if budget else
+              "its own training budget (the 'training (s)' column; early stopping and closed forms end sooner)")
     intro = (f"<p>Each family trained on <b>{esc(results['data'])}</b> with the same seed ({results['seed']}) and "
-             f"the same budget of {results['budget_minutes']:g} minutes; test split of {results['n_test']} examples, "
+             f"{budget}; test split of {results['n_test']} examples, "
              f"training split of {results['n_train']}. Sample metrics compare {n or '–'} samples with the training "
              f"set; the italic first row scores as many real held-out examples the same way (the best a model can "
              f"expect at this n). Values are ± one standard error; hover a cell for the numbers of examples. "
              f"Click a column header to sort. {features_note(any_ev)}</p>")
-    body = [("", intro), ("Family table", table(COLUMNS, rows, floor_rows=1 if floor else 0, notes=NOTES))]
+    body = [("", intro)]
+    if results.get("taxonomy"):
+        body.append(("The taxonomy table, measured", taxonomy_section(results["taxonomy"], is_image)))
+    body.append(("Family table: every metric", table(COLUMNS, rows, floor_rows=1 if floor else 0, notes=NOTES)))
     sub = (f"genlab compare · {esc(results['date'])} · {esc(results['machine'])} · "
            f"total {results['total_seconds']:.0f} s")
     return page(f"genlab compare: {results['data']}", sub, body + list(sections))
