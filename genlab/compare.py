@@ -29,8 +29,9 @@ from typing import Any
 import torch
 
 from . import io
-from .data.spec import DataSpec
+from .data.spec import DataSpec, Kind
 from .evaluate import EvalSettings, evaluate, feature_classifier, json_safe
+from .metrics.codecs import codec_bits_per_dim
 from .protocol import GenerativeModel, Latent, NotSupported, Translator
 from .registry import families as registered_families
 from .registry import get_family
@@ -230,13 +231,18 @@ def _write(data: str, splits: Any, done: list[tuple[dict[str, Any], str]], budge
            seed: int, out: Path, jobs: int, threads: int | None, t_start: float) -> dict[str, Any]:
     """results.json and report.html of a finished comparison."""
     rows = [r for r, _ in done]
+    spec = splits.train.spec
+    references = {}
+    if spec.kind is not Kind.CONTINUOUS and spec.levels <= 256:  # what a codec stores without a model
+        references = {"codecs_bits_per_dim": codec_bits_per_dim(splits.test.x, spec.levels),
+                      "on": f"the {len(splits.test)} test examples stored as one file"}
     results = {"data": data, "families": rows, "budget_minutes": budget_minutes, "seed": seed,
                "n_train": len(splits.train), "n_test": len(splits.test), "is_image": splits.train.spec.is_image,
                "spec": splits.train.spec.to_dict(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "jobs": jobs, "threads": threads,
                "machine": f"{jobs} job(s) of {threads or torch.get_num_threads()} training thread(s), "
                           f"{os.cpu_count()} CPUs, torch {torch.__version__}",
-               "total_seconds": time.time() - t_start}
+               "references": references, "total_seconds": time.time() - t_start}
     results["taxonomy"] = measured_table(results)
     results = json_safe(results)
     io.write_json(out / "results.json", results)

@@ -234,3 +234,18 @@ def test_compare_gives_the_same_numbers_in_one_process_and_in_two_jobs(tmp_path)
     assert table[0]["density"]["word"] == "exact" and table[0]["textbook"]["density"] == "exact"
     html = (tmp_path / "one" / "report.html").read_text()
     assert html.index("The taxonomy table, measured") < html.index("Family table")
+
+
+def test_compare_on_discrete_images_measures_the_codecs_beside_the_families(tmp_path):
+    import genlab.compare as cmp
+    from genlab.evaluate import EvalSettings
+
+    res = cmp.compare("digits", ["gaussian"], 0.05, out=tmp_path / "c", n=400, verbose=False, jobs=1,
+                      settings=EvalSettings(max_examples=40, classifier=False))
+    codecs = res["references"]["codecs_bits_per_dim"]
+    assert set(codecs) == {"png", "webp", "lzma"} and all(0 < b < 8 for b in codecs.values())
+    assert res["taxonomy"]["codecs_bits_per_dim"] == codecs
+    gauss = res["taxonomy"]["rows"][0]["density"]["bits_per_dim"]["value"]
+    above = [n for n in res["taxonomy"]["disagreements"] if "lossless codec" in n]
+    assert bool(above) == (gauss > min(codecs.values()))
+    assert "reference: lossless codec" in (tmp_path / "c" / "report.html").read_text()

@@ -118,20 +118,24 @@ def _kinds(cls: type[GenerativeModel]) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Print the capability table of every family and the named data sets."""
-    rows = [("family", "density", "sampling", "training", "latents", "conditional", "data")]
+    rows = [("family", "row of the table", "density", "sampling", "training", "latents", "conditional",
+             "compare", "data")]
     for name in families():
         cls = get_family(name)
         # codes a model decodes (an encoder is not needed to have them: a GAN's generator)
         lat = getattr(cls, "latent_kind", "R^L") if issubclass(cls, Decoder) else (
             "energy" if issubclass(cls, Energy) else "none")
-        rows.append((name, cls.density.value, cls.sampling, cls.training, lat,
-                     "yes" if issubclass(cls, Conditional) else "no", _kinds(cls)))
+        compare = (f"{cls.compare_minutes:g} min" + (", default" if vars(cls).get("in_default_compare") else ""))
+        rows.append((name, cls.taxonomy or "-", cls.density.value, cls.sampling, cls.training, lat,
+                     "yes" if issubclass(cls, Conditional) else "no", compare, _kinds(cls)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
-    print("\ndata sets: " + ", ".join(dataset_names()))
+    print("\ncompare: the family's training budget in `genlab compare`; default: in its default set "
+          "(one family per row of the table, plus baselines)")
+    print("data sets: " + ", ".join(dataset_names()))
     print("or a path: .npy / .npz / .csv, or a folder of PNG/JPEG images")
     return 0
 
