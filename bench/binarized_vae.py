@@ -45,7 +45,7 @@ from genlab.train import TrainConfig, Trainer
 
 from .common import print_table, write_results
 
-BUDGET_CONFIG = {"latent_dim": 50, "hidden": 200, "net": "mlp", "conditional": False}
+CONFIG = {"latent_dim": 50, "hidden": 200, "net": "mlp", "conditional": False}
 SPEC = DataSpec((1, 28, 28), Kind.BINARY)  # no classes: every model here is unconditional
 
 
@@ -135,7 +135,7 @@ def parse_sets(items: list[str]) -> dict:
             try:
                 out[key] = float(raw)
             except ValueError:
-                out[key] = {"true": True, "false": False}.get(raw.lower(), raw)
+                out[key] = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
     return out
 
 
@@ -171,7 +171,7 @@ def run_pythae_protocol(args, rows: list[dict]) -> None:
             continue
         model = make(fam, SPEC, seed=args.seed, **overrides)
         cfg = TrainConfig(epochs=args.epochs, batch_size=64, lr=1e-3, patience=None, seed=args.seed,
-                          device="cpu", progress=False)
+                          device="cpu", progress=False, **parse_sets(args.train))
         t0 = time.perf_counter()
         tr = Trainer(model, cfg)
         tr.fit(train)
@@ -181,8 +181,8 @@ def run_pythae_protocol(args, rows: list[dict]) -> None:
         eval_s = time.perf_counter() - t0
         elbo = mean_se(-bound(model, test, 1))
         name = fam + (f" ({args.tag})" if args.tag else "")
-        rows.append({"family": name, "config": overrides, "test_nll": nll.value, "test_nll_se": nll.stderr,
-                     "n_test": nll.n, "k": args.k, "test_neg_elbo": elbo.value, "train_seconds": train_s,
+        rows.append({"family": name, "config": overrides, "train_overrides": parse_sets(args.train),
+                     "test_nll": nll.value, "test_nll_se": nll.stderr, "n_test": nll.n, "k": args.k, "test_neg_elbo": elbo.value, "train_seconds": train_s,
                      "eval_seconds": eval_s, "steps": tr.step, "epochs": tr.epoch,
                      "trainer": {k: getattr(tr.config, k) for k in ("lr_schedule", "grad_clip", "ema")},
                      "parameters": sum(q.numel() for q in model.parameters())})
@@ -197,7 +197,7 @@ def run_budget_protocol(args, rows: list[dict]) -> None:
                  "n_test": base.n})
     print(f"factorized bernoulli: {base}", flush=True)
     for fam in args.families.split(","):
-        model = make(fam, s.train.spec, seed=args.seed, **BUDGET_CONFIG)
+        model = make(fam, s.train.spec, seed=args.seed, **CONFIG)
         cfg = TrainConfig(epochs=10_000, batch_size=100, lr=1e-3, patience=30, max_minutes=args.minutes,
                           seed=args.seed, device="cpu", progress=False)
         t0 = time.perf_counter()
@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=50, help="pythae protocol: epochs of every model")
     p.add_argument("--pythae-latent", default="16", help="pythae protocol: latent sizes of pythae's VAE")
     p.add_argument("--set", action="append", default=[], help="pythae protocol: a genlab config override")
+    p.add_argument("--train", action="append", default=[], help="pythae protocol: a trainer setting "
+                   "other than the protocol's (lr_schedule=cosine, grad_clip=...)")
     p.add_argument("--tag", default="", help="pythae protocol: a name for the override, kept in the row")
     p.add_argument("--minutes", type=float, default=5.0, help="budget protocol: training minutes")
     p.add_argument("--k", type=int, default=1000)

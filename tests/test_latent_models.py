@@ -234,6 +234,23 @@ def test_conditional_vae_uses_labels_and_a_no_label_entry():
     assert abs(float((labels == 3).float().mean()) - 0.2) < 0.02  # label dropout to "no label"
 
 
+def test_architecture_follows_the_data_and_saved_net_auto_rebuilds_the_earlier_networks():
+    binary, grey = DataSpec((1, 6, 6), Kind.BINARY), DataSpec((1, 6, 6), Kind.DISCRETE, levels=5)
+    widths = lambda net: [m.out_features for m in net if isinstance(m, nn.Linear)]  # noqa: E731
+    b = VAE(binary, VAEConfig())  # net=default: one hidden layer of 512, 32 latents
+    assert not b.conv and b.latent_dim == 32 and widths(b.decoder) == [512, 36]
+    assert isinstance(b.encoder[1], nn.SiLU) and widths(b.encoder) == [512, 64]
+    assert VAE(grey, VAEConfig()).conv and VAE(grey, VAEConfig()).latent_dim == 16
+    old = VAE(binary, VAEConfig(net="auto"))  # what a run saved before net=default holds
+    assert old.conv and old.latent_dim == 16 and isinstance(old.encoder.convs[1], nn.SiLU)
+    given = VAE(binary, VAEConfig(hidden=20, depth=3, activation="tanh", latent_dim=4))
+    assert widths(given.decoder) == [20, 20, 20, 36] and isinstance(given.decoder[1], nn.Tanh)
+    vec = VAE(DataSpec((3,)), VAEConfig(net="mlp"))
+    assert widths(vec.encoder) == [256, 256, 32] and isinstance(vec.encoder[1], nn.SiLU)
+    with pytest.raises(ValueError, match="depth"):
+        VAE(binary, VAEConfig(depth=0))
+
+
 # ------------------------------------------------------------------ ae and wae
 def test_ae_samples_follow_the_gaussian_fitted_to_the_codes():
     torch.manual_seed(0)

@@ -29,13 +29,16 @@ from ..objectives.latents import make_latent
 from ..objectives.reinforce import make_baseline, reinforce_surrogate
 from ..protocol import (Batch, register, Conditional, Density, GenerativeModel, Latent, LatentVariable, Loss,
                         NotSupported, Objective)
-from .vae_config import LOG_SCALE_MIN, VAEConfig, _check, resolve_likelihood
+from .vae_config import LOG_SCALE_MIN, VAEConfig, _check, resolve_architecture, resolve_likelihood
 
 __all__ = ["LOG_SCALE_MIN", "VAE", "VAEConfig", "resolve_likelihood"]
 
+ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh}
+
 @register("vae")
 class VAE(GenerativeModel, Latent, LatentVariable, Conditional):
-    """VAE with MLP (vectors) or convolutional (images) encoder and decoder; see the module doc."""
+    """VAE with MLP or convolutional encoder and decoder (`resolve_architecture`: an MLP for binary
+    data and vectors, conv for other images); see the module doc."""
     taxonomy = "VAE"
 
     in_default_compare = True  # one of `genlab compare`'s default families
@@ -51,23 +54,23 @@ class VAE(GenerativeModel, Latent, LatentVariable, Conditional):
         super().__init__(spec, config)
         _check(config)
         self.likelihood = resolve_likelihood(spec, config.likelihood)
-        self.latent = make_latent(config.latent, config.latent_dim, config.categories)
+        arch = resolve_architecture(spec, config)
+        self.latent = make_latent(config.latent, arch.latent_dim, config.categories)
         self.latent_dim = D = self.latent.code_dim  # size of the codes that encode / decode use
         self.reparam = config.gradient == "reparam" or (config.gradient == "auto" and not self.latent.discrete)
         self.n_labels = spec.num_classes if config.conditional and spec.num_classes else 0
         E = config.label_dim if self.n_labels else 0
-        h = config.hidden
-        self.conv = config.net == "conv" or (config.net == "auto" and spec.is_image)
+        h, act, self.conv = arch.hidden, ACTIVATIONS[config.activation], arch.conv
         if self.conv and not spec.is_image:
             raise ValueError("vae.net='conv' needs image data (channels, height, width); use net=mlp")
         self.register_buffer("steps_done", torch.zeros(()))  # training steps, for KL annealing
         if self.conv:
             c, hh, ww = spec.event_shape
-            self.encoder = ConvEncoder((c + (E > 0), hh, ww), self.latent.n_params, hidden=h)
-            self.decoder = ConvDecoder(D + E, spec.event_shape, hidden=h)
+            self.encoder = ConvEncoder((c + (E > 0), hh, ww), self.latent.n_params, hidden=h, act=act)
+            self.decoder = ConvDecoder(D + E, spec.event_shape, hidden=h, act=act)
         else:
-            self.encoder = MLP(spec.dim + E, self.latent.n_params, (h, h))
-            self.decoder = MLP(D + E, spec.dim, (h, h))
+            self.encoder = MLP(spec.dim + E, self.latent.n_params, (h,) * arch.depth, act=act)
+            self.decoder = MLP(D + E, spec.dim, (h,) * arch.depth, act=act)
         if self.n_labels:  # the extra index n_labels is "no label"
             self.enc_label = nn.Embedding(self.n_labels + 1, spec.event_shape[1] * spec.event_shape[2]
                                           if self.conv else E)
