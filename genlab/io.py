@@ -135,7 +135,7 @@ def build(cfg: dict[str, Any], seed: int | None = None) -> GenerativeModel:
         cls = get_family(cfg["family"])
         spec = DataSpec.from_dict(cfg["spec"])
         # old setting names first: a saved "seed" must not be taken for make's own seed argument
-        return make(cfg["family"], spec, seed=seed, **settings.upgrade(cls.Config, cfg["config"], cls.name))
+        return make(cfg["family"], spec, seed=seed, **settings.saved(cls.Config, cfg["config"], cls.name))
     except (KeyError, TypeError) as e:
         raise CorruptFile(f"config.json is missing or has a malformed entry ({e}); restore it") from None
 

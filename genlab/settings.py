@@ -86,6 +86,18 @@ def retired_keys(cls: type) -> dict[str, str]:
     return dict(getattr(cls, "retired", {}) or {})
 
 
+def saved(cls: type, values: dict[str, Any], where: str | None = None) -> dict[str, Any]:
+    """``values`` of a config saved by an older version, as the current ``cls`` reads them: renamed
+    and retired keys as `upgrade` does, and every setting added since the run was saved (a ClassVar
+    ``added = {"name": value}``: the value that reproduces the behaviour from before the setting
+    existed) filled in where the saved values lack it, so that the run rebuilds the same model even
+    where the setting's default for new runs differs."""
+    values = upgrade(cls, values, where)
+    for name, before in dict(getattr(cls, "added", {}) or {}).items():
+        values.setdefault(name, before)
+    return values
+
+
 def upgrade(cls: type, values: dict[str, Any], where: str | None = None) -> dict[str, Any]:
     """``values`` as the current ``cls`` names them: every old name of a renamed setting
     (``cls.renamed``) replaced by its new name, every retired one (``cls.retired``) dropped with a

@@ -221,8 +221,11 @@ def test_bad_settings_are_refused_clearly():
     spec = DataSpec((2,))
     with pytest.raises(ValueError, match=r"ddpm\.sampler must be one of 'ddpm', 'ddim'; got 'euler'"):
         make("ddpm", spec, seed=0, sampler="euler")
-    with pytest.raises(ValueError, match="sample_steps must lie in 1..timesteps"):
-        make("ddpm", spec, seed=0, timesteps=10, sample_steps=11)
+    with pytest.raises(ValueError, match="sample_steps must be >= 1"):
+        make("ddpm", spec, seed=0, timesteps=10, sample_steps=0)
+    with pytest.raises(ValueError, match="bound_timesteps must lie in 1..timesteps"):
+        make("ddpm", spec, seed=0, timesteps=10, bound_timesteps=11)
+    assert make("ddpm", spec, seed=0, timesteps=10, sample_steps=11).sample_steps == 10  # capped at T
     with pytest.raises(ValueError, match=r"ddpm\.schedule must be one of 'linear', 'cosine'; got 'quadratic'"):
         make("ddpm", spec, seed=0, schedule="quadratic")
     with pytest.raises(NotSupported, match="does not model categorical"):
@@ -235,3 +238,44 @@ def test_simple_loss_of_the_zero_predictor_is_one():
     x0 = torch.randn(20_000, 4, generator=torch.Generator().manual_seed(9), dtype=F64)
     loss = simple_loss(lambda x, t: torch.zeros_like(x), s, x0, torch.Generator().manual_seed(1))
     assert abs(float(loss.mean()) - 1) < 0.02
+
+
+def test_levels_denoiser_is_exact_at_small_noise_whatever_the_network():
+    ds = load_dataset("digits")
+    model = make("ddpm", ds.spec, seed=0, timesteps=1000).double()
+    torch.nn.init.normal_(model.net.out.weight, std=1.0)  # arbitrary logits
+    z, _ = model.pre(model.check_input(ds.x[:20]).double(), torch.Generator().manual_seed(0))
+    eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    t, null = torch.ones(20, dtype=torch.long), torch.full((20,), 10)
+    # at t = 1 the noise (std ~0.006) is far below the half gap between levels (1/16): x0 is known
+    assert torch.allclose(model.predict_eps(model.schedule.q_sample(z, t, eps), t, null), eps, atol=1e-6)
+
+
+def test_levels_denoiser_with_zero_logits_is_the_uniform_model():
+    # zero logits: the exact denoiser of independent uniform levels, so the bound is close to
+    # log2(levels) bits/dim (the discrete-time gap is what remains)
+    ds = load_dataset("digits")
+    model = make("ddpm", ds.spec, seed=0, timesteps=1000)
+    assert not model.net.out.weight.any()
+    x = model.check_input(ds.x[:8])
+    z, logdet = model.pre(x, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        bits = -(model.bound(z, None, torch.Generator().manual_seed(1)) + logdet).mean() / (64 * math.log(2))
+    assert abs(float(bits) - math.log2(17)) < 0.15
+
+
+def test_a_run_saved_before_the_levels_denoiser_loads_as_the_noise_predictor_it_was(tmp_path):
+    from genlab import io
+
+    spec = DataSpec(event_shape=(1, 4, 4), kind="discrete", levels=5)
+    old = make("ddpm", spec, seed=0, denoiser="eps", timesteps=20, hidden=16)
+    io.save(old, tmp_path / "run")
+    cfg = io.read_json(tmp_path / "run" / "config.json")
+    del cfg["config"]["denoiser"]  # as a run written before the setting existed
+    io.write_json(tmp_path / "run" / "config.json", cfg)
+    back = io.load(tmp_path / "run")
+    assert back.config.denoiser == "eps"
+    assert make("ddpm", spec, seed=0, timesteps=20, hidden=16).config.denoiser == "levels"  # new runs
+    x = torch.randint(0, 5, (3, 1, 4, 4)).float()
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    assert torch.equal(back.log_prob(x, generator=g()), old.log_prob(x, generator=g()))

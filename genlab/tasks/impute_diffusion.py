@@ -71,7 +71,7 @@ def repaint(model: GenerativeModel, z0: Tensor, miss: Tensor, generator: torch.G
     schedule: NoiseSchedule = model.schedule
     if steps is None:
         steps = getattr(getattr(model, "config", None), "sample_steps", None)
-    ts = schedule.timesteps(steps)
+    ts = schedule.timesteps(None if steps is None else min(steps, schedule.T))
     sub = schedule.respace(ts)
     shape = (len(z0), *model.spec.event_shape)
     x0 = z0.reshape(shape)
