@@ -1,6 +1,13 @@
 """Mode coverage of the GAN losses and regularizers on the 2-D benchmarks of the GAN literature.
 
     python -m bench.gan_modes [--toys ring,grid] [--configs ns,wgan-gp,...] [--seeds 0,1,2] [--steps 3000]
+    python -m bench.gan_modes --toys grid,digits --configs default --steps 8000 --digits-steps 2000
+
+The config ``default`` is ``genlab train gan`` with no settings: the family's own network, loss,
+regularizers and trainer defaults (batch size, EMA); only the number of steps is given. The toy
+``digits`` (only with ``default``) trains on sklearn digits' training split, evaluates as
+``genlab compare`` does (recall, classifier-FID beside its real-data floor, 180 test images) and
+saves 64 samples to bench/results/gan_digits_samples.png.
 
 Data (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018): a ring of 8 Gaussians of std
 0.02 on the circle of radius 2, and a 5x5 grid of 25 Gaussians of std 0.05 at {-4, -2, 0, 2, 4}^2,
@@ -20,9 +27,10 @@ import torch
 
 from genlab.data.spec import DataSpec
 from genlab import make
+from genlab.models.gan import GAN
 from genlab.train import TrainConfig, Trainer
 
-from .common import print_table, write_results
+from .common import RESULTS, data_splits, print_table, write_results
 
 NET = {"hidden": 128, "depth": 3, "latent_dim": 2}
 CONFIGS: dict[str, dict] = {
@@ -71,22 +79,54 @@ def coverage(samples: torch.Tensor, toy: str) -> dict:
             "of": len(centres), "hq_share": float(hq.float().mean())}
 
 
+def _trainer(name: str, seed: int, steps: int, batch: int, n: int) -> TrainConfig:
+    """The bench's trainer settings (cosine schedule, ``batch``), or for ``default`` the family's
+    own (`GAN.default_train`) with only the epochs that cover ``steps`` given."""
+    if name == "default":
+        per_epoch = math.ceil(n / TrainConfig().for_family(GAN).batch_size)
+        return TrainConfig(epochs=math.ceil(steps / per_epoch), seed=seed, progress=False, device="cpu")
+    return TrainConfig(epochs=math.ceil(steps / math.ceil(n / batch)), batch_size=batch, seed=seed,
+                       progress=False, device="cpu", patience=None, lr_schedule="cosine")
+
+
+def _fit(model, tc: TrainConfig, steps: int, *data) -> tuple[Trainer, float, float]:
+    """Train for exactly ``steps`` steps; returns (trainer, wall seconds, CPU seconds of this process)."""
+    trainer = Trainer(model, tc, callbacks=[_StopAt(steps)])
+    t0, c0 = time.perf_counter(), time.process_time()
+    trainer.fit(*data)
+    return trainer, time.perf_counter() - t0, time.process_time() - c0
+
+
 def run(toy: str, name: str, seed: int, steps: int, batch: int) -> dict:
     x = toy_data(toy, N_TRAIN, seed)
-    cfg = {**NET, **CONFIGS[name]}
+    cfg = {} if name == "default" else {**NET, **CONFIGS[name]}
     model = make("gan", DataSpec((2,)), seed=seed, **cfg)
-    per_epoch = math.ceil(N_TRAIN / batch)
-    tc = TrainConfig(epochs=math.ceil(steps / per_epoch), batch_size=batch, seed=seed, progress=False,
-                     device="cpu", patience=None, lr_schedule="cosine")
-    trainer = Trainer(model, tc)
-    t0 = time.perf_counter()
-    stop = _StopAt(steps)
-    trainer.callbacks.append(stop)
-    trainer.fit(x)
-    seconds = time.perf_counter() - t0
+    trainer, seconds, cpu = _fit(model, _trainer(name, seed, steps, batch, N_TRAIN), steps, x)
     s = model.sample(N_EVAL, generator=torch.Generator().manual_seed(10_000 + seed))
     return {"toy": toy, "config": name, "seed": seed, "steps": trainer.step, "train_seconds": seconds,
-            **coverage(s, toy)}
+            "cpu_s_per_step": cpu / trainer.step, **coverage(s, toy)}
+
+
+def run_digits(seed: int, steps: int) -> dict:
+    """``genlab train gan --data digits`` with the defaults for ``steps`` steps, evaluated as
+    ``genlab compare --fid-min-examples 180`` evaluates; 64 samples saved as a PNG."""
+    from genlab.evaluate import EvalSettings, evaluate
+    from genlab.report import save_samples
+
+    splits = data_splits("digits", seed=seed)
+    model = make("gan", splits.train.spec, seed=seed)
+    tc = _trainer("default", seed, steps, 0, len(splits.train))
+    trainer, seconds, cpu = _fit(model, tc, steps, splits.train.x, splits.train.y, splits.val.x, splits.val.y)
+    ev = evaluate(model, splits.train, splits.test, settings=EvalSettings(fid_min_examples=180, seed=seed),
+                  data_name="digits")
+    png = RESULTS / ("gan_digits_samples.png" if seed == 0 else f"gan_digits_samples_seed{seed}.png")
+    save_samples(model.sample(64, generator=torch.Generator().manual_seed(seed)), model.spec, png)
+    value = lambda d, k: d[k]["value"] if isinstance(d.get(k), dict) else d.get(k)  # noqa: E731
+    m, floor = ev["metrics"], ev["floor"]
+    return {"toy": "digits", "config": "default", "seed": seed, "steps": trainer.step, "train_seconds": seconds,
+            "cpu_s_per_step": cpu / trainer.step, "recall": value(m, "recall"), "precision": value(m, "precision"),
+            "classifier_fid": value(m, "classifier_fid"), "classifier_fid_floor": value(floor, "classifier_fid"),
+            "samples_png": str(png.relative_to(RESULTS.parent.parent))}
 
 
 class _StopAt:
@@ -103,37 +143,51 @@ class _StopAt:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--toys", default="ring,grid")
-    p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--toys", default="ring,grid", help="ring, grid, and digits (only with --configs default)")
+    p.add_argument("--configs", default=",".join(CONFIGS), help=f"default or any of {', '.join(CONFIGS)}")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--steps", type=int, default=3000, help="trainer steps per run")
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--steps", type=int, default=3000, help="trainer steps per run on the 2-D toys")
+    p.add_argument("--digits-steps", type=int, default=2000, help="trainer steps per run on digits")
+    p.add_argument("--batch", type=int, default=256, help="batch size (not for the default config)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     command = "python -m bench.gan_modes " + " ".join(argv if argv is not None else sys.argv[1:])
+    toys, names, seeds = args.toys.split(","), args.configs.split(","), [int(v) for v in args.seeds.split(",")]
+    if "digits" in toys and names != ["default"]:
+        p.error("the digits toy runs only the default config: add --configs default")
     rows = []
-    for toy in args.toys.split(","):
-        for name in args.configs.split(","):
-            for seed in map(int, args.seeds.split(",")):
-                r = run(toy, name, seed, args.steps, args.batch)
+    for toy in toys:
+        for name in names:
+            for seed in seeds:
+                if toy == "digits":
+                    r = run_digits(seed, args.digits_steps)
+                    print(f"digits {name} seed {seed}: recall {r['recall']:.3f}, classifier-FID "
+                          f"{r['classifier_fid']:.1f} (floor {r['classifier_fid_floor']:.1f}), {r['steps']} steps, "
+                          f"{r['cpu_s_per_step']:.4f} CPU s/step, {r['train_seconds']:.0f}s", flush=True)
+                else:
+                    r = run(toy, name, seed, args.steps, args.batch)
+                    print(f"{toy:5s} {name:9s} seed {seed}: {r['modes']}/{r['of']} modes ({r['modes_any']} with any), "
+                          f"{100 * r['hq_share']:.1f}% high quality, {r['train_seconds']:.0f}s", flush=True)
                 rows.append(r)
-                print(f"{toy:5s} {name:9s} seed {seed}: {r['modes']}/{r['of']} modes ({r['modes_any']} with any), "
-                      f"{100 * r['hq_share']:.1f}% high quality, {r['train_seconds']:.0f}s", flush=True)
                 write_results("gan_modes", [r], command, key=("toy", "config", "seed", "steps"))  # keep partial runs
     summary = []
-    for toy in args.toys.split(","):
-        for name in args.configs.split(","):
+    for toy in toys:
+        for name in names:
             rs = [r for r in rows if r["toy"] == toy and r["config"] == name]
-            summary.append({"toy": toy, "config": name, "seeds": len(rs),
-                            "modes (per seed)": "/".join(str(r["modes"]) for r in rs) + f" of {rs[0]['of']}",
+            row = {"toy": toy, "config": name, "seeds": len(rs), "steps": rs[0]["steps"],
+                   "s/run": sum(r["train_seconds"] for r in rs) / len(rs)}
+            if toy == "digits":
+                row.update({"recall (per seed)": "/".join(f"{r['recall']:.3f}" for r in rs),
+                            "FID (per seed)": "/".join(f"{r['classifier_fid']:.1f}" for r in rs),
+                            "FID floor": rs[0]["classifier_fid_floor"]})
+            else:
+                row.update({"modes (per seed)": "/".join(str(r["modes"]) for r in rs) + f" of {rs[0]['of']}",
                             "hq % (per seed)": "/".join(f"{100 * r['hq_share']:.1f}" for r in rs),
-                            "min modes": min(r["modes"] for r in rs),
-                            "min hq %": 100 * min(r["hq_share"] for r in rs),
-                            "s/run": sum(r["train_seconds"] for r in rs) / len(rs)})
+                            "min modes": min(r["modes"] for r in rs), "min hq %": 100 * min(r["hq_share"] for r in rs)})
+            summary.append(row)
     print()
-    print_table(summary, ["toy", "config", "seeds", "modes (per seed)", "hq % (per seed)", "min modes",
-                          "min hq %", "s/run"])
-
+    print_table(summary, ["toy", "config", "seeds", "steps", "modes (per seed)", "hq % (per seed)", "min modes",
+                          "min hq %", "recall (per seed)", "FID (per seed)", "FID floor", "s/run"])
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def test_gan_objectives_touch_only_their_own_player(spec):
     assert {id(p) for p in generator.parameters} == {id(p) for p in model.generator.parameters()}
     assert len(critic.parameters) + len(generator.parameters) == len(list(model.parameters()))
     assert generator.every == 3 and critic.every == 1
-    assert critic.lr == generator.lr == 2e-4 and critic.betas == (0.5, 0.999)
+    assert critic.lr == generator.lr == model.config.lr and critic.betas == tuple(model.config.betas)
     for obj, other in ((critic, generator), (generator, critic)):
         model.zero_grad(set_to_none=True)
         obj.loss(Batch(x, generator=gen(1))).value.backward()

@@ -197,8 +197,9 @@ class CycleGAN(GenerativeModel, Translator):
         c = self.config
         betas = tuple(c.betas)
         gens = [*self.g_ab.parameters(), *self.g_ba.parameters()]
-        return [Objective("critic_a", list(self.d_a.parameters()), self.critic_a_loss, lr=c.lr, betas=betas),
-                Objective("critic_b", list(self.d_b.parameters()), self.critic_b_loss, lr=c.lr, betas=betas),
+        lr_d = c.lr if c.critic_lr is None else c.critic_lr
+        return [Objective("critic_a", list(self.d_a.parameters()), self.critic_a_loss, lr=lr_d, betas=betas),
+                Objective("critic_b", list(self.d_b.parameters()), self.critic_b_loss, lr=lr_d, betas=betas),
                 Objective("generators", gens, self.generators_loss, every=c.n_critic, lr=c.lr, betas=betas)]
 
     # -- translation and sampling ------------------------------------------------------------------

@@ -30,7 +30,8 @@ from ..protocol import register, Batch, Decoder, Density, GenerativeModel, Loss,
 
 @dataclass
 class AdversarialConfig:
-    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate of both players"})
+    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate of the generator (and of the critic "
+                                                      "unless critic_lr is set)"})
     betas: tuple[float, float] = field(default=(0.5, 0.999), metadata={
         "help": "Adam betas of both players (DCGAN: 0.5, 0.999; WGAN-GP: 0.0, 0.9)"})
     n_critic: int = field(default=1, metadata={"help": "critic steps per generator step"})
@@ -45,12 +46,14 @@ class AdversarialConfig:
     ortho: float = field(default=0.0, metadata={
         "help": "orthogonal regularisation weight (BigGAN's off-diagonal form; 0: off)"})
     ortho_on: Literal["generator", "critic", "both"] = field(default="generator", metadata={"help": "ortho applies to: generator | critic | both"})
+    critic_lr: float | None = field(default=None, metadata={
+        "help": "Adam learning rate of the critic, for two time-scale updates (TTUR, Heusel et al. 2017; none: lr)"})
 
 
 def check_adversarial(c: AdversarialConfig, where: str) -> None:
     """Raise a ValueError naming the bad setting of an adversarial config."""
-    if c.n_critic < 1 or c.lr <= 0:
-        raise ValueError(f"{where}: n_critic must be >= 1 and lr > 0")
+    if c.n_critic < 1 or c.lr <= 0 or (c.critic_lr is not None and c.critic_lr <= 0):
+        raise ValueError(f"{where}: n_critic must be >= 1 and lr, critic_lr > 0")
     if c.clip <= 0 or c.gp_weight < 0 or c.r1 < 0 or c.ortho < 0:
         raise ValueError(f"{where}: clip must be > 0 and gp_weight, r1, ortho >= 0")
 
@@ -122,6 +125,17 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
 
 @dataclass
 class GANConfig(AdversarialConfig):
+    """`AdversarialConfig` with the defaults of ``gan`` (and ``cgan``, which inherits them): the
+    non-saturating loss with R1 (Mescheder et al. 2018) and Adam betas (0, 0.99) as in StyleGAN2,
+    at lr 5e-4; R1 keeps the critic smooth on the data, which stops the collapse onto one image
+    (bench/gan_modes.py measures them)."""
+
+    lr: float = field(default=5e-4, metadata={
+        "help": "Adam learning rate of the generator (and of the critic unless critic_lr is set)"})
+    betas: tuple[float, float] = field(default=(0.0, 0.99), metadata={
+        "help": "Adam betas of both players (StyleGAN2 / R1: 0.0, 0.99; DCGAN: 0.5, 0.999; WGAN-GP: 0.0, 0.9)"})
+    r1: float = field(default=1.0, metadata={
+        "help": "R1 penalty gamma: adds gamma/2 E||grad D(x)||^2 on real data to any critic (0: off)"})
     latent_dim: int = field(default=32, metadata={"help": "size of the generator's noise z"})
     hidden: int = field(default=256, metadata={"help": "width of the hidden layers of G and D"})
     depth: int = field(default=2, metadata={"help": "hidden layers of the MLPs (vector data)"})
@@ -129,10 +143,12 @@ class GANConfig(AdversarialConfig):
 
 def adversarial_objectives(model) -> list[Objective]:
     """The critic objective, then the generator's, stepped every ``config.n_critic`` steps; both
-    use the model's ``critic_loss`` / ``generator_loss`` and the config's ``lr`` and ``betas``."""
+    use the model's ``critic_loss`` / ``generator_loss`` and the config's ``betas``; the critic
+    learns at ``critic_lr`` (when set) and the generator at ``lr``."""
     c = model.config
     betas = tuple(c.betas)
-    return [Objective("critic", list(model.critic.parameters()), model.critic_loss, lr=c.lr, betas=betas),
+    critic_lr = c.lr if c.critic_lr is None else c.critic_lr
+    return [Objective("critic", list(model.critic.parameters()), model.critic_loss, lr=critic_lr, betas=betas),
             Objective("generator", list(model.generator.parameters()), model.generator_loss,
                       every=c.n_critic, lr=c.lr, betas=betas)]
 
@@ -145,7 +161,10 @@ class GANBase(GenerativeModel, Decoder):
     data_kinds = frozenset({Kind.CONTINUOUS, Kind.DISCRETE, Kind.BINARY})  # ordered values
     sampling = "fast"
     training = "min-max"
-    default_epochs = 200  # moons: samples on the two moons after ~6,400 steps at lr 2e-4
+    default_epochs = 200
+    # batch 64: more updates per second on small data; EMA of the weights (Yazici et al. 2019):
+    # the saved generator, hence every sample, is the average over the last ~100 steps
+    default_train = {"batch_size": 64, "ema": 0.99, "patience": None}
 
     def __init__(self, spec: DataSpec, config: GANConfig):
         super().__init__(spec, config)
@@ -227,6 +246,7 @@ class GAN(GANBase):
     """GAN with a loss and regularizers chosen by config: density NONE, fast sampling. Its
     generator decodes noise (`Decoder`); it has no encoder, so it is not a `Latent` family."""
     taxonomy = "GAN"
+    compare_minutes = 1.5  # ~2,000 steps of batch 64 on digits on one thread
 
     in_default_compare = True  # one of `genlab compare`'s default families
 
