@@ -1,6 +1,13 @@
 """EBM on a 2-D toy: train, draw Langevin samples, plot them beside the data and the energy.
 
     python -m bench.ebm_toy [--toy moons] [--epochs 30] [--out bench/ebm_moons.png]
+    python -m bench.ebm_toy --digits
+
+``--digits``: the defaults as `genlab compare --data digits` trains them (one thread, the
+family's default epochs), scored by `genlab.evaluate` with compare's settings (held-out NLL with
+log Z by AIS, classifier-FID beside its floor, precision / recall); samples saved to
+``bench/results/ebm_digits_samples.png``; then log Z by AIS with 1,000 steps (the evaluation's)
+against 3,000 steps.
 
 Writes the figure and bench/results/ebm_toy.json: training time, mean energy of test points vs
 of points 3 sd away, the fraction of samples within 0.2 sd of some test point, and the test NLL
@@ -17,7 +24,18 @@ import torch
 from genlab import make
 from genlab.train import TrainConfig, Trainer
 
-from .common import data_splits, write_results
+from .common import data_splits, print_table, write_results
+
+
+def digits_defaults(argv: list[str] | None) -> None:
+    from .rbm import defaults_on_digits, log_z_check
+    row, model = defaults_on_digits("ebm", "bench/results/ebm_digits_samples.png")
+    row.update(family="ebm", toy="digits", **log_z_check(model, (1000, 3000)))
+    print_table([row], ["model", "steps", "fit_seconds", "load_1min", "bits_per_dim", "fid", "fid_floor", "precision",
+                        "recall", "log_z_ais_1000", "log_z_ais_1000_se", "log_z_ais_1000_seconds", "log_z_ais_3000",
+                        "log_z_ais_3000_se"])
+    write_results("ebm_toy", [row], "python -m bench.ebm_toy " + " ".join(argv if argv is not None else sys.argv[1:]),
+                  key=("toy",))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,8 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
     p.add_argument("--ais-steps", type=int, default=1000)
+    p.add_argument("--digits", action="store_true", help="the defaults on digits (see above)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.digits:
+        return digits_defaults(argv)
     splits = data_splits(args.toy, n=args.n)
     cfg = dict(kv.split("=", 1) for kv in args.set)
     model = make("ebm", splits.train.spec, seed=0, **cfg)

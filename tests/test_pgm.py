@@ -213,6 +213,43 @@ def test_rbm_exact_log_z_and_ais_converges_to_it():
     assert abs(est.value - g.log_z_exact()) < max(0.05, 4 * est.stderr)
 
 
+def test_level_rbm_is_a_distribution_over_the_levels_with_exact_and_ais_log_z(tmp_path):
+    torch.manual_seed(0)
+    m = RBM(DataSpec((4,), Kind.DISCRETE, levels=5), RBMConfig(hidden=5, sample_steps=50)).double()
+    assert m.units == "levels" and m.b.shape == (4, 5)  # visible="auto" on grey levels
+    with torch.no_grad():
+        m.W.normal_(0, 1.5), m.b.normal_(), m.c.normal_()
+        m.base.copy_(m.b)
+    V = torch.tensor(list(itertools.product(range(5), repeat=4)), dtype=torch.float64)
+    lp, how = m.log_prob_estimate(V)  # exact log Z: enumeration of h, against enumeration of v
+    assert how == "exact" and float(torch.logsumexp(lp, 0)) == pytest.approx(0.0, abs=1e-10)
+    ais, _ = m.log_partition("ais", steps=1000, chains=200, generator=torch.Generator().manual_seed(0))
+    assert abs(ais.value - m.log_z_exact()) < max(0.02, 4 * ais.stderr) and ais.stderr < 0.01
+    x = m.sample(4000, generator=torch.Generator().manual_seed(1))  # Gibbs draws are levels 0..4
+    assert torch.equal(x, x.round()) and x.min() >= 0 and x.max() <= 4
+    idx = (x.long() * torch.tensor([125, 25, 5, 1])).sum(1)
+    obs, exp = torch.bincount(idx, minlength=625).double(), 4000 * lp.exp()
+    big = exp >= 5  # pool small cells so that the chi-square approximation holds
+    o = torch.cat([obs[big], obs[~big].sum()[None]]).numpy()
+    e = torch.cat([exp[big], exp[~big].sum()[None]]).numpy()
+    assert stats.chisquare(o, e).pvalue > 1e-3
+
+
+def test_rbm_saved_when_auto_meant_gaussian_on_levels_still_loads(tmp_path):
+    spec = DataSpec((4,), Kind.DISCRETE, levels=5)
+    x = torch.randint(0, 5, (50, 4)).float()
+    old = RBM(spec, RBMConfig(hidden=3, visible="gaussian"))
+    old.setup(x)
+    genlab.save(old, tmp_path)
+    from genlab import io
+    cfg = io.read_json(tmp_path / "config.json")
+    cfg["config"]["visible"] = "auto"  # what such a run recorded
+    io.write_json(tmp_path / "config.json", cfg)
+    back = genlab.load(tmp_path)
+    assert back.units == "gaussian" and back.config.visible == "auto"
+    torch.testing.assert_close(back.energy(x), old.energy(x), rtol=0, atol=0)
+
+
 def test_mrf_gibbs_samples_match_exact_marginals():
     torch.manual_seed(0)
     m = MRF(DataSpec((4,), Kind.CATEGORICAL, levels=3), MRFConfig(sweeps=20)).double()
