@@ -10,7 +10,8 @@ import torch
 from genlab.data import Dataset
 from genlab.evaluate import EvalSettings, evaluate
 from genlab.samplers.ais_energy import box_ais, box_quadrature
-from genlab.protocol import Partition
+from genlab.data.spec import DataSpec
+from genlab.protocol import Estimate, Partition
 
 from conftest import fit_tiny
 
@@ -77,3 +78,37 @@ def test_evaluate_reports_energy_models_nll(ebm, moons):
     lp, _ = ebm.log_prob_estimate(test.x)
     assert m["nll_nats"]["value"] == pytest.approx(float(-lp.mean()), rel=1e-9)
     assert m["nll_is"] == "exact up to quadrature error" and m["log_partition"]["method"] == "quadrature"
+
+
+class _FakePartition:
+    """log p = -E - log Z with a chosen log Z estimate (AIS), for the reporting rules."""
+
+    name = "fake"
+
+    def __init__(self, spec, log_z, stderr):
+        self.spec, self._z = spec, Estimate(log_z, stderr, 100)
+
+    def partition_method(self):
+        return "ais"
+
+    def log_partition(self, method="auto", *, steps=None, chains=None, generator=None):
+        return self._z, "ais"
+
+    def log_prob_estimate(self, x, log_z=None):
+        return torch.full((len(x),), -3.0, dtype=torch.float64) - (log_z or self._z).value, "ais"
+
+
+def test_an_unconverged_or_impossible_ais_log_z_gives_no_nll():
+    from genlab.metrics.likelihood import normalized_energy_figures
+    from genlab.protocol import NotSupported
+
+    cont = DataSpec(event_shape=(2,))
+    disc = DataSpec(event_shape=(2,), kind="discrete", levels=4)
+    x = torch.zeros(5, 2)
+    ok = normalized_energy_figures(_FakePartition(cont, 1.0, 0.1), x, ais_steps=10)
+    assert ok["nll_nats"]["value"] == pytest.approx(4.0)
+    with pytest.raises(NotSupported, match="did not converge"):
+        normalized_energy_figures(_FakePartition(cont, 1.0, 2.0), x, ais_steps=10)
+    with pytest.raises(NotSupported, match="negative mean NLL"):  # P(x) = e^2 > 1 on discrete data
+        normalized_energy_figures(_FakePartition(disc, -5.0, 0.1), x, ais_steps=10)
+    assert normalized_energy_figures(_FakePartition(cont, -5.0, 0.1), x, ais_steps=10)["nll_nats"]["value"] < 0

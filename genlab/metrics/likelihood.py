@@ -65,6 +65,11 @@ def likelihood_figures(model: GenerativeModel, x: Tensor, y: Tensor | None = Non
     return out
 
 
+# An AIS log Z whose standard error (over chains) is above this is not reported: the importance
+# weights have collapsed onto a few chains and the estimate can be off by far more than its error bar.
+MAX_AIS_LOG_Z_SE = 0.5
+
+
 def normalized_energy_figures(model: Partition, x: Tensor, *, ais_steps: int = 0, seed: int = 0) -> dict[str, Any]:
     """NLL of ``x`` under ``log p = -E - log Z``, with ``Z`` enumerated, integrated or estimated by
     AIS with ``ais_steps`` steps (refused with `NotSupported` when AIS is needed and ``ais_steps``
@@ -75,7 +80,15 @@ def normalized_energy_figures(model: Partition, x: Tensor, *, ais_steps: int = 0
                            "(e.g. 1000)")
     log_z, how = model.log_partition(steps=ais_steps if method == "ais" else None,
                                      generator=torch.Generator().manual_seed(seed))
+    if how == "ais" and not log_z.stderr <= MAX_AIS_LOG_Z_SE:
+        raise NotSupported(f"{model.name}: the AIS estimate of log Z did not converge (log Z = {log_z.value:.4g} "
+                           f"± {log_z.stderr:.3g} nats: a few chains carry the weight), so no NLL is reported; "
+                           "try more --log-z-steps")
     lp, _ = model.log_prob_estimate(x, log_z=log_z)
+    if model.spec.is_discrete and float(lp[torch.isfinite(lp)].mean()) > 0:  # P(x) <= 1 for discrete data
+        raise NotSupported(f"{model.name}: log Z = {log_z.value:.4g} ({how}) gives a negative mean NLL on "
+                           "discrete data, which no normalized model can: log Z is underestimated, so no NLL "
+                           "is reported; try more --log-z-steps")
     out: dict[str, Any] = {}
     if not torch.isfinite(lp).all():  # an ebm puts no mass outside its box: the NLL is then infinite
         out["examples_outside_support"] = int((~torch.isfinite(lp)).sum())
