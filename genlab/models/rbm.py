@@ -78,6 +78,8 @@ class RBM(GenerativeModel, Partition, Latent):
 
     Parameters ``W`` (D, H), ``b`` (D,) or (D, L) for level units, ``c`` (H,); buffers ``chains``
     (fantasy particles, model space) and ``base`` (the AIS base model's visible biases / means)."""
+    in_default_compare = True  # stands for its row in `genlab compare`'s default set
+    taxonomy = "undirected graphical model"
 
     Config = RBMConfig
     density = Density.UNNORMALIZED
