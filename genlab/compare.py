@@ -220,8 +220,11 @@ def compare(data: str, families: list[str] | str = "rows", budget_minutes: float
         if jobs == 1:
             done = [_run_family(j) for j in plan]
         else:
+            # longest budgets first, so that no long family starts last while the other worker idles
+            first = sorted(range(len(plan)), key=lambda i: -plan[i].minutes)
             with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-                done = list(pool.map(_run_family, plan))
+                ran = dict(zip(first, pool.map(_run_family, [plan[i] for i in first])))
+            done = [ran[i] for i in range(len(plan))]
     finally:
         torch.set_num_threads(before)
     return _write(data, splits, done, budget_minutes, seed, Path(out), jobs, threads, t_start)
