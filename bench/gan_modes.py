@@ -1,10 +1,11 @@
 """Mode coverage of the GAN losses and regularizers on the 2-D benchmarks of the GAN literature.
 
     python -m bench.gan_modes [--toys ring,grid] [--configs ns,wgan-gp,...] [--seeds 0,1,2] [--steps 3000]
-    python -m bench.gan_modes --toys grid,digits --configs default --steps 8000 --digits-steps 2000
+    python -m bench.gan_modes --toys grid,digits --configs default --steps 16000 --digits-steps 2000
 
 The config ``default`` is ``genlab train gan`` with no settings: the family's own network, loss,
-regularizers and trainer defaults (batch size, EMA); only the number of steps is given. The toy
+regularizers and trainer defaults (batch size, EMA), which differ between images and vectors
+(`genlab.models.gan.resolve_config`); only the number of steps is given. The toy
 ``digits`` (only with ``default``) trains on sklearn digits' training split, evaluates as
 ``genlab compare`` does (recall, classifier-FID beside its real-data floor, 180 test images) and
 saves 64 samples to bench/results/gan_digits_samples.png.
@@ -33,6 +34,9 @@ from genlab.train import TrainConfig, Trainer
 from .common import RESULTS, data_splits, print_table, write_results
 
 NET = {"hidden": 128, "depth": 3, "latent_dim": 2}
+# the named configs change these from the plain AdversarialConfig (no R1, DCGAN's Adam), not
+# from gan's own defaults, so that each name means the same whatever those defaults are
+BASE = {"lr": 2e-4, "betas": (0.5, 0.999), "r1": 0.0}
 CONFIGS: dict[str, dict] = {
     "minimax": {"loss": "minimax"},
     "ns": {"loss": "ns"},
@@ -99,7 +103,7 @@ def _fit(model, tc: TrainConfig, steps: int, *data) -> tuple[Trainer, float, flo
 
 def run(toy: str, name: str, seed: int, steps: int, batch: int) -> dict:
     x = toy_data(toy, N_TRAIN, seed)
-    cfg = {} if name == "default" else {**NET, **CONFIGS[name]}
+    cfg = {} if name == "default" else {**BASE, **NET, **CONFIGS[name]}
     model = make("gan", DataSpec((2,)), seed=seed, **cfg)
     trainer, seconds, cpu = _fit(model, _trainer(name, seed, steps, batch, N_TRAIN), steps, x)
     s = model.sample(N_EVAL, generator=torch.Generator().manual_seed(10_000 + seed))
