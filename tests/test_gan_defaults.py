@@ -59,6 +59,7 @@ def test_images_keep_the_digits_defaults_and_vectors_get_their_own():
         (5e-4, (0.0, 0.99), 1.0, 32, 256, 2)
     assert (vector.lr, vector.betas, vector.r1, vector.latent_dim, vector.hidden, vector.depth) == \
         (1e-3, (0.0, 0.99), 0.1, 2, 128, 3)
+    assert (image.loss, vector.loss) == ("ns", "lsgan")
     assert make("gan", DataSpec((100,)), seed=0).config.latent_dim == 32  # the noise is never wider than 32
     model = make("gan", VECTOR, seed=0)
     assert model.generator.in_dim == 2 and model.latent_dim == 2
