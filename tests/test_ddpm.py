@@ -282,15 +282,15 @@ def test_a_run_saved_before_the_levels_denoiser_loads_as_the_noise_predictor_it_
 
 
 def test_default_ddim_sampling_of_continuous_data_with_the_optimal_predictor_keeps_the_data_scale():
-    """Continuous data get the linear schedule by default: with the analytic eps predictor, 20 DDIM
-    steps give the data's mean and spread (under the cosine schedule the first, unclipped x0
-    prediction at alpha_bar_T ~ 0 blows up)."""
+    """Continuous data get the linear schedule by default: with the analytic eps predictor off by
+    0.01 (as a trained network is), 20 DDIM steps keep the data's mean and spread (under the cosine
+    schedule the first, unclipped x0 prediction at alpha_bar_T ~ 0 multiplies that error by ~10^3)."""
     mu, sd = 3.0, 0.5
     model = make("ddpm", DataSpec((1,)), seed=0).double()
     x = mu + sd * torch.randn(4000, 1, generator=torch.Generator().manual_seed(2), dtype=F64)
     model.setup(x)
     fn = gaussian_oracle(model.schedule, float((mu - model.pre.mean) / model.pre.std),
                          float((sd / model.pre.std) ** 2))
-    model.predict_eps = lambda x_t, t, y=None: fn(x_t, t)
+    model.predict_eps = lambda x_t, t, y=None: fn(x_t, t) + 0.01
     s = model.sample(4000, generator=torch.Generator().manual_seed(3)).double()
     assert abs(float(s.mean()) - mu) < 0.05 and abs(float(s.std()) / sd - 1) < 0.1, (float(s.mean()), float(s.std()))

@@ -200,7 +200,7 @@ def test_imputation_methods_and_not_supported():
     from genlab.data import load_dataset
     spec = load_dataset("moons", n=64).spec
     assert I.method_for(make("vae", spec, seed=0, hidden=8, latent_dim=2)) == "mwg"
-    made = make("made", spec, seed=0, hidden=8)
+    made = make("made", spec, seed=0, hidden=8, n_orders=1)
     assert I.method_for(made, torch.tensor([[True, False]])) == "mcmc"        # missing first in the order
     assert I.method_for(made, torch.tensor([[False, True]])) == "ancestral"
     with pytest.raises(NotSupported, match="no latent space"):
