@@ -282,3 +282,13 @@ def test_mrf_pseudo_likelihood_recovers_a_coupling():
     J = est.model_.couplings().detach()
     strength = lambda i, j: float(J[i, j, 0, 0] + J[i, j, 1, 1] - J[i, j, 0, 1] - J[i, j, 1, 0])  # noqa: E731
     assert strength(0, 1) > 2.0 and abs(strength(0, 2)) < 0.5
+
+
+def test_rbm_auto_units_follow_the_data_kind_and_number_of_levels():
+    from genlab import DataSpec, make
+
+    assert make("rbm", DataSpec((1, 8, 8), kind="discrete", levels=17), hidden=4).units == "levels"
+    assert make("rbm", DataSpec((1, 4, 4), kind="discrete", levels=256), hidden=4).units == "gaussian"
+    assert make("rbm", DataSpec((6,), kind="binary"), hidden=4).units == "bernoulli"
+    assert make("rbm", DataSpec((2,)), hidden=4).units == "gaussian"
+    assert make("rbm", DataSpec((1, 4, 4), kind="discrete", levels=256), hidden=4, visible="levels").units == "levels"
