@@ -226,7 +226,7 @@ def test_bad_settings_are_refused_clearly():
     with pytest.raises(ValueError, match="bound_timesteps must lie in 1..timesteps"):
         make("ddpm", spec, seed=0, timesteps=10, bound_timesteps=11)
     assert make("ddpm", spec, seed=0, timesteps=10, sample_steps=11).sample_steps == 10  # capped at T
-    with pytest.raises(ValueError, match=r"ddpm\.schedule must be one of 'linear', 'cosine'; got 'quadratic'"):
+    with pytest.raises(ValueError, match=r"ddpm\.schedule must be one of 'auto', 'linear', 'cosine'; got 'quadratic'"):
         make("ddpm", spec, seed=0, schedule="quadratic")
     with pytest.raises(NotSupported, match="does not model categorical"):
         make("ddpm", DataSpec((4,), kind="categorical", levels=3), seed=0)
