@@ -4,10 +4,11 @@ row for density, sampling and training. A family names its row with the class at
 image-to-image translators); `genlab compare` measures every column and the report sets the
 measurement beside these words.
 
-The words follow the summary table of deep generative models in K. P. Murphy, *Probabilistic
-Machine Learning: Advanced Topics* (MIT Press, 2023), ch. 20 (rows PGM-D, PGM-U, VAE, ARM, flows,
-EBM, diffusion, GAN), with the classic baselines (a Gaussian, a Gaussian mixture, a kernel density
-estimate) added as a first row.
+The rows and words are the common summary of the families (as in the overview table of K. P.
+Murphy, *Probabilistic Machine Learning: Advanced Topics*, MIT Press 2023, ch. 20: PGM-D, PGM-U,
+VAE, ARM, flows, EBM, diffusion, GAN), written here from that summary as genlab's issue 15 states
+it, not copied from the book's page; the classic baselines (a Gaussian, a Gaussian mixture, a
+kernel density estimate) are added as a first row.
 
 This module imports nothing from genlab, so every layer can read it.
 """

@@ -163,8 +163,8 @@ def taxonomy_section(measured: dict[str, Any], is_image: bool) -> str:
             "where a family stores the test data in more bits than a codec that has no model:</p><ul>"
             + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>") if notes else \
         "<p>Every measured density and sampling cell agrees with the textbook's word.</p>"
-    intro = ("<p>The textbook's words for each row (after Murphy, <i>Probabilistic Machine Learning: Advanced "
-             "Topics</i>, 2023, ch. 20) beside what this run measured. Density: how the held-out log-likelihood "
+    intro = ("<p>The textbook's words for each row (the common summary of the families, as in Murphy, "
+             "<i>Probabilistic Machine Learning: Advanced Topics</i>, 2023, ch. 20) beside what this run measured. Density: how the held-out log-likelihood "
              "was obtained. Sampling: seconds per 1,000 samples on one CPU thread, read as fast at most "
              f"{FAST_SECONDS_PER_1000:g} s. Training: the family's objective, steps and time.</p>")
     return intro + table(COLUMNS, rows, notes=NOTES) + said
