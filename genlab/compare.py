@@ -139,7 +139,7 @@ def _run_family(job: _Job) -> tuple[dict[str, Any], str]:
         train = TrainConfig(seed=job.seed, max_minutes=job.minutes, progress=False)
         model, splits = train_run(fam, job.data, run_dir, config=job.config, train=train, n=job.n,
                                   split_seed=job.seed)
-        stopped = io.read_json(run_dir / "config.json").get("stopped", {})
+        stopped = io.read_config(run_dir).get("stopped", {})
         row["train"] = {"seconds": time.perf_counter() - t0, "stop_reason": stopped.get("reason"),
                         "steps": stopped.get("step"), "epochs": stopped.get("epoch"), "budget_minutes": job.minutes}
     except NotSupported as e:
@@ -251,8 +251,6 @@ def _write(data: str, splits: Any, done: list[tuple[dict[str, Any], str]], budge
     io.write_json(out / "results.json", results)
     sections = [("Samples, training curves and interpolations", "")] + [("", html) for _, html in done]
     io.atomic_write(out / "report.html", compare_page(results, sections).encode())
-    for f in ("results.json", "report.html"):
-        (out / f).chmod(0o644)  # a report is for reading (the temporary file was private)
     return results
 
 
@@ -263,7 +261,7 @@ def report_run(run: str | Path, *, settings: EvalSettings | None = None, verbose
 
     run = Path(run)
     model = io.load(run)
-    cfg = io.read_json(run / "config.json")
+    cfg = io.read_config(run)
     ev_path = run / "eval.json"
     ev = io.read_json(ev_path) if ev_path.is_file() else None
     if ev is None or "metrics" not in ev or (settings is not None and ev.get("settings") != json_safe(
@@ -281,7 +279,6 @@ def report_run(run: str | Path, *, settings: EvalSettings | None = None, verbose
                                                                                     "seed", "max_minutes")},
             "train": {"stop_reason": cfg.get("stopped", {}).get("reason")}}
     io.atomic_write(run / "report.html", run_page(ev, info, figs).encode())
-    (run / "report.html").chmod(0o644)
     return run / "report.html"
 
 

@@ -12,7 +12,6 @@ real held-out data, the best a model can expect at this n.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
@@ -36,8 +35,8 @@ from .metrics.memorization import memorization
 from .metrics.reconstruction import reconstruction_rmse
 from .metrics.samples import density_coverage, mmd, precision_recall, standardized
 from .metrics.speed import timed_samples
-from .protocol import (Conditional, Decoder, Density, Energy, GenerativeModel, Latent, NotSupported, Partition,
-                       takes_labels)
+from .metrics.summary import capabilities, json_safe, parameters  # noqa: F401  (genlab.evaluate's API)
+from .protocol import Decoder, Density, GenerativeModel, Latent, NotSupported, Partition, takes_labels
 
 CACHE_ENV = "GENLAB_CACHE"
 DEFAULT_CACHE = "~/.cache/genlab"  # gives way to $GENLAB_CACHE when that is set
@@ -70,29 +69,8 @@ class EvalSettings:
         "help": "AIS steps for an energy model's log Z where it cannot be enumerated or integrated (rbm beyond "
                 "20 hidden units, ebm beyond 2 values per example); 0: no NLL for those"})
     ais_examples: int = field(default=200, metadata={"help": "held-out examples scored by AIS"})
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with NaN / Inf floats replaced by None (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def parameters(model: GenerativeModel) -> int:
-    """Numbers a fitted model stores: trainable parameters and floating-point buffers (a GMM's
-    means, a KDE's points)."""
-    return sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
-
-
-def capabilities(model: GenerativeModel) -> list[str]:
-    """The capabilities ``model`` declares, by name (decoder, latent, energy, conditional)."""
-    caps = (("decoder", Decoder), ("latent", Latent), ("energy", Energy), ("conditional", Conditional))
-    return [n for n, c in caps if isinstance(model, c)]
+    metrics: str = field(default="all", metadata={
+        "help": "comma-separated metrics to compute, e.g. nll,fid (default: all; `genlab metrics` lists them)"})
 
 
 # -- the feature classifier, kept in a cache folder ---------------------------------------------------
@@ -292,6 +270,20 @@ METRICS: tuple[MetricSpec, ...] = (
 )
 
 
+def picked(s: EvalSettings) -> tuple[MetricSpec, ...]:
+    """The rows of `METRICS` named in ``s.metrics`` (every row for ``"all"``), with the rows that
+    make their inputs (the samples of the sample metrics)."""
+    wanted = {w.strip() for w in s.metrics.split(",") if w.strip()} - {"all"}
+    if not wanted:
+        return METRICS
+    known = [n for r in METRICS for n in r.names]
+    if wanted - set(known):
+        raise ValueError(f"metrics: unknown {', '.join(sorted(wanted - set(known)))}; choose among "
+                         f"{', '.join(known)}, or all")
+    rows = [r for r in METRICS if wanted & set(r.names)]
+    return tuple(r for r in METRICS if r in rows or (r.provides and any(q.needs for q in rows)))
+
+
 def _row(ctx: Context, spec: MetricSpec) -> Figures:
     """One row's figures, or `NotSupported`: a requirement or input is missing, or it refuses."""
     spec.requires(ctx.model)
@@ -342,7 +334,7 @@ def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings:
     torch.set_num_threads(1)  # small operations: a second thread costs more in synchronisation than
     try:  # it gains, and on a busy machine much more
         with threadpool_limits(1):  # numpy's BLAS too (the Fréchet distance's eigen-decompositions)
-            for spec in METRICS:
+            for spec in picked(s):
                 if not spec.asked(ctx):
                     continue
                 try:
@@ -369,28 +361,34 @@ def evaluate_run(run: str | Path, *, data: str | None = None, split: str = "test
                  settings: EvalSettings | None = None, verbose: bool = False,
                  classifier_cache: str | Path | None = DEFAULT_CACHE) -> dict[str, Any]:
     """`evaluate` a run directory on its own ``split`` (or on the data set ``data``, which must
-    have the run's spec), against its training split; writes ``RUN/eval.json``. ``classifier_cache``:
-    see `evaluate`."""
+    have the run's spec), against its training split; writes ``RUN/eval.json``. A run that records
+    no data (trained through the Python API) needs ``data``: it is split as `genlab train` splits
+    data, its ``split`` part scored against its training part. ``classifier_cache``: see `evaluate`."""
     from .data import load_dataset
+    from .data import split as split_data
     from .runs import load_splits
 
     run = Path(run)
     model = io.load(run)
-    cfg = io.read_json(run / "config.json")
-    splits = load_splits(cfg["data"])
+    cfg = io.read_config(run)
+    record = cfg.get("data")  # None: `Trainer(..., out=RUN)` does not know where its data came from
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, got {split!r}")
+    if not data and not record:
+        raise ValueError(f"{run} does not record the data it was trained on (a run written by the Python API); "
+                         f"pass --data NAME|PATH: its {split} split is scored against its training split")
     if data:
-        test = load_dataset(data, seed=cfg["data"].get("seed", 0))
+        test = load_dataset(data, seed=(record or {}).get("seed", 0))
         if test.spec.event_shape != model.spec.event_shape:
             raise ValueError(f"--data {data}: examples of shape {test.spec.event_shape}, but the run's model "
                              f"was trained on {model.spec.event_shape}; pass data of the same kind")
+    splits = load_splits(record) if record else split_data(test)
+    if data and record:  # the whole of --data, against the run's own training split
         where = data
     else:
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be train, val or test, got {split!r}")
-        test = getattr(splits, split)
-        where = f"{cfg['data']['name']} ({split} split)"
-    result = evaluate(model, splits.train, test, settings=settings, data_name=cfg["data"]["name"], verbose=verbose,
-                      classifier_cache=classifier_cache)
+        test, where = getattr(splits, split), f"{data or record['name']} ({split} split)"
+    result = evaluate(model, splits.train, test, settings=settings, data_name=record["name"] if record else data,
+                      verbose=verbose, classifier_cache=classifier_cache)
     result["data"] = where
     result["n"] = len(test)  # the likelihood figures also at the top level, as in earlier eval.json files
     result.update({k: result["metrics"][k] for k in ("nll_nats", "bits_per_dim", "nll_is") if k in result["metrics"]})

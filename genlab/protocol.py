@@ -22,6 +22,7 @@ from .taxonomy import check_row
 from .data.preprocess import Preprocess, default_preprocess
 from .data.spec import DataSpec, Kind
 from .data.validate import check_input, check_labels  # noqa: F401  (check_input re-exported)
+from .nn.distribution import DistributionFace
 
 
 class NotSupported(NotImplementedError):
@@ -89,7 +90,7 @@ class Objective:
     betas: tuple[float, float] | None = None
 
 
-class GenerativeModel(nn.Module):
+class GenerativeModel(DistributionFace, nn.Module):
     """Base class of every family: subclasses set ``Config`` (a dataclass) and ``density``,
     implement `objectives`, `_sample` and (EXACT / BOUND) `_log_prob`, and register with
     ``@register``. ``genlab list`` shows ``sampling``, ``training`` and ``data_kinds``."""

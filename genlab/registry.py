@@ -60,8 +60,9 @@ def make(family: str, spec: DataSpec, seed: int | None = None, **config: Any) ->
     """
     cls = get_family(family)
     cfg = make_config(cls, config)
-    if seed is None:
-        return cls(spec, cfg)
-    with torch.random.fork_rng(devices=[]):  # CPU only: models are built on the CPU
-        torch.manual_seed(seed)
-        return cls(spec, cfg)
+    with settings.construction_guard(family):  # an absurd size is refused before it is allocated
+        if seed is None:
+            return cls(spec, cfg)
+        with torch.random.fork_rng(devices=[]):  # CPU only: models are built on the CPU
+            torch.manual_seed(seed)
+            return cls(spec, cfg)

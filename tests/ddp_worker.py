@@ -1,55 +1,72 @@
-"""Run by test_trainer.py under `torchrun --nproc_per_node 2` with gloo on CPU."""
+"""Run by tests/test_torchrun.py under `torchrun --nproc_per_node 2` with gloo on CPU.
+
+argv: OUT JOBS_JSON. Each job is {"family", "settings", "n", "epochs", "batch_size", "every"?}; for
+each, the model is built with a different seed on each rank (the trainer must make them equal),
+trained on moons with the Trainer, and rank 0 writes OUT/<family>.json (whether the ranks agree,
+whether they saw different data, the first and last losses) and OUT/<family>.safetensors (the
+final state) for the test to compare with a one-process run.
+"""
 import json
 import sys
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import save_file
 
-from genlab.data import load_dataset
+import genlab.models.gmm  # noqa: F401  (its row split is watched below)
 from genlab import make
+from genlab.data import load_dataset
 from genlab.train import TrainConfig, Trainer
 from genlab.train.distributed import world
 
+torch.set_num_threads(1)
 rank, size = world()
 out = Path(sys.argv[1])
-ds = load_dataset("moons", n=1024, seed=0)
-# a different initialisation per rank: the trainer must broadcast rank 0's weights
-model = make("realnvp", ds.spec, seed=rank, n_layers=2, hidden=16)
-flat0 = torch.cat([p.detach().flatten() for p in model.parameters()])
-gathered0 = [torch.zeros_like(flat0) for _ in range(size)]
-dist.all_gather(gathered0, flat0)
-seen, losses = [], []
+jobs = json.loads(sys.argv[2])
 
 
-def record(trainer, rec):
-    losses.append(rec["loss/nll"])
+def flat_state(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([v.detach().double().flatten() for v in model.state_dict().values()])
 
 
-orig_step = Trainer._step
+def gather(t: torch.Tensor) -> list[torch.Tensor]:
+    parts = [torch.zeros_like(t) for _ in range(size)]
+    dist.all_gather(parts, t)
+    return parts
 
 
-def spy(self, batch, **kw):
-    seen.append(float(batch.x.sum()))
-    return orig_step(self, batch, **kw)
+for job in jobs:
+    fam = job["family"]
+    ds = load_dataset("moons", n=job["n"], seed=0)
+    model = make(fam, ds.spec, seed=rank, **job["settings"])  # a different initialisation per rank
+    before = gather(flat_state(model))
+    seen, losses = [], []
+    trainer = Trainer(model, TrainConfig(epochs=job["epochs"], batch_size=job["batch_size"], lr=1e-2, progress=False,
+                                         device="cpu", patience=None, seed=0),
+                      callbacks=[lambda tr, rec: losses.append({k: v for k, v in rec.items() if k.startswith("loss/")})])
+    step = trainer._step
 
+    def spy(batch, _step=step, **kw):
+        seen.append(float(batch.x.sum()))
+        return _step(batch, **kw)
 
-Trainer._step = spy
-tr = Trainer(model, TrainConfig(epochs=4, batch_size=64, lr=1e-2, progress=False, device="cpu"), out=out / "run",
-             callbacks=[record])
-tr.fit(ds.x[100:], None, ds.x[:100])
-flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-gathered = [torch.zeros_like(flat) for _ in range(size)]
-dist.all_gather(gathered, flat)
-first = torch.tensor([seen[0]])
-firsts = [torch.zeros(1) for _ in range(size)]
-dist.all_gather(firsts, first)
-if rank == 0:
-    (out / "ddp.json").write_text(json.dumps({
-        "world": size,
-        "max_param_diff": max(float((g - gathered[0]).abs().max()) for g in gathered),
-        "initial_diff": max(float((g - gathered0[0]).abs().max()) for g in gathered0),
-        "ranks_saw_different_data": float(firsts[0]) != float(firsts[1]),
-        "first_nll": sum(losses[:3]) / 3, "final_nll": sum(losses[-3:]) / 3,
-    }))
+    trainer._step = spy
+    rows = []  # EM: the rows this rank's E step took (its share, not all of them)
+    gmm_module = sys.modules["genlab.models.gmm"]
+    share = gmm_module.my_rows
+    gmm_module.my_rows = lambda t, _share=share: rows.append(len(_share(t))) or _share(t)
+    trainer.fit(ds.x[job["n_val"]:], None, ds.x[:job["n_val"]])
+    gmm_module.my_rows = share
+    after = gather(flat_state(model))
+    firsts = gather(torch.tensor([seen[0]], dtype=torch.float64))
+    if rank == 0:
+        (out / f"{fam}.json").write_text(json.dumps({
+            "world": size,
+            "max_param_diff": max(float((a - after[0]).abs().max()) for a in after),
+            "initial_diff": max(float((b - before[0]).abs().max()) for b in before),
+            "ranks_saw_different_data": float(firsts[0]) != float(firsts[1]),
+            "steps": trainer.step, "first_losses": losses[0], "last_losses": losses[-1], "em_rows": rows[:1],
+        }))
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(out / f"{fam}.safetensors"))
 dist.destroy_process_group()

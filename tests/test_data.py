@@ -254,7 +254,7 @@ def test_nan_is_rejected_with_count_and_row(tmp_path):
     with pytest.raises(ValueError, match=r"1 NaN and 1 Inf .* first at row 4"):
         load_dataset(str(tmp_path / "nan.npy"))
     (tmp_path / "gap.csv").write_text("a,b\n1,2\n3,\n")
-    with pytest.raises(ValueError, match="1 NaN .* row 1"):
+    with pytest.raises(ValueError, match="row 3, column 2 .'b'. is empty"):  # 1-based, header = row 1
         load_dataset(str(tmp_path / "gap.csv"))
 
 

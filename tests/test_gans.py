@@ -286,6 +286,7 @@ def test_a_cyclegan_run_saved_with_the_old_settings_loads(tmp_path, digits):
              if k != "domain_a_images"}
     cfg["model_sha256"] = io.save_tensors(tmp_path / "model.safetensors", state)
     io.write_json(tmp_path / "config.json", cfg)
+    (tmp_path / "manifest.json").unlink()  # such runs were written before manifests
     with pytest.warns(UserWarning, match="domain_b is no longer a setting.*digits\\+mnist5k"):
         back = genlab.load(tmp_path)
     assert back.config.stored_images == model.config.stored_images and len(back.domain_a_images) == 0
@@ -303,6 +304,7 @@ def test_a_pix2pix_run_saved_with_the_old_names_loads(tmp_path, digits):
     state = {("bank" if k == "stored_targets" else k): v for k, v in model.state_dict().items()}
     cfg["model_sha256"] = io.save_tensors(tmp_path / "model.safetensors", state)
     io.write_json(tmp_path / "config.json", cfg)
+    (tmp_path / "manifest.json").unlink()  # such runs were written before manifests
     back = genlab.load(tmp_path)
     assert back.config == model.config
     torch.testing.assert_close(back.stored_targets, digits.x[:8])

@@ -1,30 +1,41 @@
 """``genlab``: the command line, generated from the registry and the config dataclasses.
 
-    genlab list
-    genlab train FAMILY --data NAME|PATH [--epochs N] [--set key=value ...] [--out DIR]
+    genlab list | metrics | --version
+    genlab train FAMILY --data NAME|PATH [--epochs N] [--set key=value ...] [--out DIR] [--config FILE]
     genlab resume RUN [--epochs N]
-    genlab sample RUN -n N --out FILE.png|.npy|.csv
-    genlab eval RUN [--data NAME|PATH] [--split test]
+    genlab sample RUN -n N --out FILE.png|.npy|.csv|.txt
+    genlab eval RUN [--data NAME|PATH] [--split test] [--metrics nll,fid]
     genlab compare --data NAME|PATH [--families a,b,c] [--budget MINUTES] [--out DIR]
     genlab report RUN
     genlab outliers | impute | interpolate | translate | compress | decompress RUN ...
 
-Commands by what they do: `train` (list, train, resume, sample), `evaluate` (eval, compare,
-report), `tasks` (trained runs put to work); `parser` assembles them, `flags` turns config
-dataclasses into flags.
+Commands by what they do: `listing` (list), `train` (train, resume), `sample`, `evaluate` (eval, compare,
+report), `metrics` (what eval reports), `tasks` (trained runs put to work); `parser` assembles
+them and imports only the group of the command that runs, `flags` turns config dataclasses into
+flags, `common` holds the flags and messages every computing command shares.
 """
 from __future__ import annotations
 
 import sys
 import textwrap
 
-from .parser import build_parser
+from .parser import build_parser, command_of
+
+
+def _error(text: str) -> int:
+    print("genlab: error: " + textwrap.fill(text, 100, subsequent_indent="  "), file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``genlab`` command; returns the exit status (2 for a user error, with its message)."""
-    args = build_parser().parse_args(argv)
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    command = command_of(argv)
     try:
+        if command == "train":  # `genlab train --config FILE`: the family may come from the file
+            from .runconfig import family_from_config
+            argv = family_from_config(argv)
+        args = build_parser(command).parse_args(argv)
         return args.handler(args)
     except BrokenPipeError:  # `genlab ... | head`: the reader left; nothing to report
         sys.stderr.close()
@@ -33,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: the last checkpoint is kept; continue with `genlab resume RUN`", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, NotImplementedError, RuntimeError) as e:
-        print("genlab: error: " + textwrap.fill(str(e), 100, subsequent_indent="  "), file=sys.stderr)
-        return 2
+        return _error(str(e))
+    except OSError as e:  # a read-only folder, a full disk: what could not be written, in one line
+        where = f" {e.filename}" if e.filename else ""
+        fix = ("; choose an --out in a folder you can write, or copy the run to one"
+               if isinstance(e, PermissionError) or e.errno == 30 else "")  # 30: EROFS
+        return _error(f"cannot write or read{where}: {e.strerror or e}{fix}")
 
 
 __all__ = ["build_parser", "main"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -21,6 +22,8 @@ from ..tasks.impute import method_for as imputation_method
 from ..tasks.interpolate import PATHS, apply_attribute, attribute_vector, interpolate
 from ..tasks.outliers import COMPRESSORS, detect_outliers
 from ..tasks.runs import load_like, run_model_and_splits
+from .common import add_compute_flags, computing
+from .parser import COMMANDS
 
 _CODING = ("Entropy coding with RUN's model (constriction ANS): the chain rule for exact models over "
            "discrete data (autoregressive, bayesnet, gaussian/gmm discretized to the levels), bits-back "
@@ -32,14 +35,23 @@ def _translators() -> list[str]:
     return [f for f in families() if issubclass(get_family(f), Translator)]
 
 
+def _computing(handler: Callable[[argparse.Namespace], int], desc: str) -> Callable[[argparse.Namespace], int]:
+    """``handler`` run with ``--threads`` applied and a progress heartbeat."""
+    def run(args: argparse.Namespace) -> int:
+        with computing(args, desc):
+            return handler(args)
+    return run
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the task commands to the sub-command parsers ``sub``."""
-    op = sub.add_parser("outliers", help="score examples as outliers under a trained run",
+    op = sub.add_parser("outliers", help=COMMANDS["outliers"].help,
                         description="Outlier scores of --data under RUN's model: -log-likelihood (or energy), "
                                     "typicality (Nalisnick et al. 2019), likelihood ratio against a background "
                                     "model (Ren et al. 2019) and input complexity (Serra et al. 2020). Thresholds "
                                     "at --fpr on the run's validation split; AUROC/AUPR against its test split.")
-    op.set_defaults(handler=cmd_outliers)
+    op.set_defaults(handler=_computing(cmd_outliers, "genlab outliers"))
+    add_compute_flags(op)
     op.add_argument("run", help="run directory of a family with a likelihood, a bound or an energy")
     op.add_argument("--data", required=True, help="data set name or file to score (same shape as the run's data)")
     op.add_argument("-n", type=int, default=None, help="score only the first N examples")
@@ -49,13 +61,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help=f"lossless compressor of the complexity correction (default {COMPRESSORS[0]})")
     op.add_argument("--out", default=None, help="write every example's scores to this .csv")
 
-    ip = sub.add_parser("impute", help="fill missing entries with draws from p(missing | observed)",
+    ip = sub.add_parser("impute", help=COMMANDS["impute"].help,
                         description="Impute the entries of --data marked by --mask with RUN's model (exact for "
                                     "gaussian/gmm/bayesnet, ancestral for autoregressive models when the missing "
                                     "entries come last, RePaint for ddpm, Metropolis-within-Gibbs for VAEs (Mattei "
                                     "& Frellsen 2018) and other densities); "
                                     "writes the draws (n_draws, n, ...) as .npy and reports RMSE against --data.")
-    ip.set_defaults(handler=cmd_impute)
+    ip.set_defaults(handler=_computing(cmd_impute, "genlab impute"))
+    add_compute_flags(ip)
     ip.add_argument("run", help="run directory")
     ip.add_argument("--data", required=True, help="data set name or file (values under the mask are ignored)")
     ip.add_argument("--mask", required=True, help=".npy of booleans (True = missing), or mcar:RATE")
@@ -66,11 +79,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ip.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ip.add_argument("--out", default=None, help="write the draws to this .npy")
 
-    lp = sub.add_parser("interpolate", help="decode paths between encoded examples; attribute vectors",
+    lp = sub.add_parser("interpolate", help=COMMANDS["interpolate"].help,
                         description="Linear or spherical interpolation between the codes of pairs of examples "
                                     "(the run's test split, or --data) of a Latent family; with --attribute A,B, "
                                     "add alpha * (mean code of class A - mean code of class B) to examples instead.")
-    lp.set_defaults(handler=cmd_interpolate)
+    lp.set_defaults(handler=_computing(cmd_interpolate, "genlab interpolate"))
+    add_compute_flags(lp)
     lp.add_argument("run", help="run directory of a Latent family")
     lp.add_argument("--data", default=None, help="data set name or file (default: the run's test split)")
     lp.add_argument("--pairs", type=int, default=4, help="pairs (or examples for --attribute), default 4")
@@ -79,27 +93,30 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--attribute", default=None, help="A,B: class labels whose mean codes give the vector")
     lp.add_argument("--out", required=True, help="output .png (strips) or .npy")
 
-    tp = sub.add_parser("translate", help=f"apply a trained translator ({', '.join(_translators())}) to images",
+    tp = sub.add_parser("translate", help=COMMANDS["translate"].help,
                         description="Translate INPUT (.png/.jpg: one image; .npy: one or more images on the "
                                     "data's grey levels) with RUN; writes input | output side by side (.png) "
                                     "or the outputs (.npy).")
-    tp.set_defaults(handler=cmd_translate)
+    tp.set_defaults(handler=_computing(cmd_translate, "genlab translate"))
+    add_compute_flags(tp)
     tp.add_argument("run", help="run directory of a translator family")
     tp.add_argument("input", help="input image (.png, .jpg) or array (.npy)")
     tp.add_argument("--out", default=None, help="output .png or .npy (default: INPUT_translated.png)")
     ways = "; ".join(f"{f}: {' or '.join(get_family(f).directions)}" for f in _translators())
     tp.add_argument("--direction", default=None, help=f"which way to translate ({ways}; default: the first)")
 
-    cp = sub.add_parser("compress", help="compress discrete data losslessly with a trained run",
+    cp = sub.add_parser("compress", help=COMMANDS["compress"].help,
                         description=_CODING)
-    cp.set_defaults(handler=cmd_compress)
+    cp.set_defaults(handler=_computing(cmd_compress, "genlab compress"))
+    add_compute_flags(cp)
     cp.add_argument("run", help="run directory (its model must code discrete data)")
     cp.add_argument("input", help=".npy of integer levels shaped (n, *event_shape) or (n, D); or a data set "
                                   "name / file as for --data elsewhere (then decompress writes int64)")
     cp.add_argument("output", help="compressed file to write")
     cp.add_argument("--seed", type=int, default=0, help="seed of the bits-back initial bits (default 0)")
-    dp = sub.add_parser("decompress", help="restore data compressed by `genlab compress`", description=_CODING)
-    dp.set_defaults(handler=cmd_decompress)
+    dp = sub.add_parser("decompress", help=COMMANDS["decompress"].help, description=_CODING)
+    dp.set_defaults(handler=_computing(cmd_decompress, "genlab decompress"))
+    add_compute_flags(dp)
     dp.add_argument("run", help="the run directory that compressed the file")
     dp.add_argument("input", help="compressed file")
     dp.add_argument("output", help=".npy to write (same dtype and shape as a .npy input)")

@@ -1,36 +1,46 @@
-"""``genlab list | train | resume | sample``: the families, and runs made, continued and sampled.
+"""``genlab train | resume``: runs made and continued.
 
 ``genlab train`` has one sub-command per registered family; its settings (``--set``) come from the
 family's config dataclass and its trainer flags from `TrainConfig`, so a new family or a new
-trainer setting appears here without an edit.
+trainer setting appears here without an edit. ``--config FILE`` reads the same settings from a
+JSON file (`genlab.cli.runconfig`): a run's own config.json re-runs that run.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 import sys
 import typing
 from itertools import chain
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .. import settings
+from .. import io, rundir, settings
 from ..data import Splits, dataset_names
+from ..data.datasets import network_names
 from ..data.spec import Kind
-from ..protocol import Conditional, Decoder, Energy, GenerativeModel
+from ..protocol import GenerativeModel
 from ..registry import config_fields, families, get_family
-from ..report import save_run_figures, save_samples
+from ..report import save_run_figures
 from ..runs import resume_run, saved_train_config, train_run
 from ..train import TrainConfig
-from ..train.distributed import world
+from ..train.distributed import barrier, name_failed_ranks, world
+from ..train.progress import Heartbeat
+from .common import computing
 from .flags import add_dataclass_flags, dataclass_values, field_default
+from .parser import COMMANDS, EPILOG
+from .runconfig import read_run_config
+from .sample import text_of
 
-EPILOG = ("Run `genlab COMMAND --help` for each command's options; `genlab train FAMILY --help` lists "
-          "a family's settings.")
+DATA_HELP = ("data set name ({names}), bif:NAME for a Bayesian network ({networks}) or bif:PATH, a path to "
+             ".npy/.npz/.csv/.txt/.bif or a folder of images, image sets joined by + for unpaired domains "
+             "(digits+mnist5k); add :binary to make grey levels black and white (mnist5k:binary; "
+             ":binary=T for threshold level T)")
+N_HELP = ("use only the first N examples (toys: generate N). Under torchrun spell it --n-examples: torchrun "
+          "reads --n as an abbreviation of its own --nnodes/--nproc-per-node and refuses the command")
+TEXT_SAMPLES = 16  # a text run's samples.txt: enough to read, quick without a key/value cache
 
 
 def _type_name(hint: object) -> str:
@@ -66,78 +76,37 @@ def family_help(name: str) -> str:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``list``, ``train``, ``resume`` and ``sample`` to the sub-command parsers ``sub``."""
-    lp = sub.add_parser("list", help="families with their capabilities; data sets",
-                        description="List the registered families (with the capability row of the design table) "
-                                    "and the named data sets.")
-    lp.set_defaults(handler=cmd_list)
-
-    tp = sub.add_parser("train", help="train a family on a data set into a run directory",
+    """Add ``train`` and ``resume`` to the sub-command parsers ``sub``."""
+    tp = sub.add_parser("train", help=COMMANDS["train"].help,
                         description="Train FAMILY on a named data set or a file; writes runs/<name>/ "
-                                    "(config.json, model.safetensors, checkpoint, metrics.jsonl, samples.png).",
+                                    "(config.json, model.safetensors, checkpoint, metrics.jsonl, samples.png). "
+                                    "`genlab train --config FILE` takes the family and every setting from a "
+                                    "JSON file (a run's config.json re-runs that run).",
                         epilog=EPILOG)
     tp.set_defaults(handler=cmd_train)
     fam = tp.add_subparsers(dest="family", metavar="FAMILY", required=True)
+    data_help = DATA_HELP.format(names=", ".join(dataset_names()), networks=", ".join(network_names()))
     for name in families():
         cls = get_family(name)
         fp = fam.add_parser(name, help=_summary(cls), description=family_help(name),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-        fp.add_argument("--data", default="digits",
-                        help=f"data set name ({', '.join(dataset_names())}) or a path to .npy/.npz/.csv "
-                             "or a folder of images, or image sets joined by + for unpaired domains "
-                             "(digits+mnist5k) (default: digits)")
-        fp.add_argument("--n", type=int, default=None, help="use only the first N examples (toys: generate N)")
+        fp.add_argument("--data", default=None, help=data_help + " (default: digits)")
+        fp.add_argument("--n-examples", "--n", dest="n", type=int, default=None, help=N_HELP)
         fp.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="a family setting (repeatable); see the list above")
         fp.add_argument("--out", default=None, help="run directory (default: runs/FAMILY-DATA, never overwritten)")
+        fp.add_argument("--config", default=None, metavar="FILE",
+                        help="a JSON file of settings, shaped like a run's config.json (family, data, config, "
+                             "trainer); a run's config.json re-runs that run; flags given here win")
         add_dataclass_flags(fp.add_argument_group("trainer"), TrainConfig, unset=True,
                             defaults=dataclasses.asdict(TrainConfig().for_family(cls)))
 
-    rp = sub.add_parser("resume", help="continue a run from its last checkpoint",
+    rp = sub.add_parser("resume", help=COMMANDS["resume"].help,
                         description="Continue RUN from checkpoint.safetensors exactly where it stopped.")
     rp.set_defaults(handler=cmd_resume)
     rp.add_argument("run", help="run directory")
     rp.add_argument("--epochs", type=int, default=None, help="train up to this many epochs in all")
     rp.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes")
-
-    sp = sub.add_parser("sample", help="draw samples from a trained run",
-                        description="Draw N samples from RUN and write them as a PNG grid/scatter, .npy or .csv.")
-    sp.set_defaults(handler=cmd_sample)
-    sp.add_argument("run", help="run directory")
-    sp.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    sp.add_argument("--out", required=True, help="output file: .png, .npy or .csv")
-    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    sp.add_argument("--condition", type=int, default=None, help="class label for conditional families")
-
-
-def _kinds(cls: type[GenerativeModel]) -> str:
-    if cls.data_kinds >= frozenset(Kind):
-        return "any"
-    return ",".join(k.value for k in Kind if k in cls.data_kinds)
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    """Print the capability table of every family and the named data sets."""
-    rows = [("family", "row of the table", "density", "sampling", "training", "latents", "conditional",
-             "compare", "data")]
-    for name in families():
-        cls = get_family(name)
-        # codes a model decodes (an encoder is not needed to have them: a GAN's generator)
-        lat = getattr(cls, "latent_kind", "R^L") if issubclass(cls, Decoder) else (
-            "energy" if issubclass(cls, Energy) else "none")
-        compare = (f"{cls.compare_minutes:g} min" + (", default" if vars(cls).get("in_default_compare") else ""))
-        rows.append((name, cls.taxonomy or "-", cls.density.value, cls.sampling, cls.training, lat,
-                     "yes" if issubclass(cls, Conditional) else "no", compare, _kinds(cls)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for i, r in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    print("\ncompare: the family's training budget in `genlab compare`; default: in its default set "
-          "(one family per row of the table, plus baselines)")
-    print("data sets: " + ", ".join(dataset_names()))
-    print("or a path: .npy / .npz / .csv, or a folder of PNG/JPEG images")
-    return 0
 
 
 def _default_out(family: str, data: str) -> Path:
@@ -148,63 +117,95 @@ def _default_out(family: str, data: str) -> Path:
     return out
 
 
-def write_run_figures(model: GenerativeModel, run_dir: Path, splits: Splits, seed: int) -> None:
-    """``samples.png`` (64 images, or 2,000 points over held-out data) and ``loss.png`` of a run."""
+def write_run_figures(model: GenerativeModel, run_dir: Path, splits: Splits, seed: int) -> Path | None:
+    """``samples.png`` (64 images, or 2,000 points over held-out data) or, for a text model,
+    ``samples.txt`` (16 decoded samples), and ``loss.png`` of a run; returns the samples' file."""
     if world()[0] != 0:  # under torchrun one process draws the pictures
-        return
+        return None
     device = next(chain(model.parameters(), model.buffers()), torch.zeros(())).device
     g = torch.Generator(device=device).manual_seed(seed)
+    if model.spec.kind is Kind.TEXT:
+        samples = model.sample(TEXT_SAMPLES, generator=g).cpu()
+        (run_dir / "samples.txt").write_text(text_of(samples, model.spec), encoding="utf-8")
+        save_run_figures(run_dir, model.name, model.spec, None)
+        return run_dir / "samples.txt"
     samples = model.sample(64 if model.spec.is_image else 2000, generator=g)
     save_run_figures(run_dir, model.name, model.spec, samples, reference=splits.test.x[:2000])
+    return run_dir / "samples.png"
+
+
+def _settings_of(items: list[str]) -> dict[str, str]:
+    out = {}
+    for s in items:
+        if "=" not in s:
+            raise ValueError(f"--set expects KEY=VALUE, got {s!r}")
+        k, v = s.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _status(beat: Heartbeat) -> typing.Callable:
+    """A trainer callback that shows the step count in the heartbeat's lines."""
+    def cb(trainer: typing.Any, record: dict) -> None:
+        beat.status(f"training, step {trainer.step}/{trainer.total_steps or '?'}")
+    return cb
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a family into a new run directory, then draw its pictures."""
-    settings = {}
-    for s in args.settings:
-        if "=" not in s:
-            raise ValueError(f"--set expects KEY=VALUE, got {s!r}")
-        k, v = s.split("=", 1)
-        settings[k.strip()] = v.strip()
-    train = TrainConfig(**dataclass_values(args, TrainConfig))
-    out = Path(args.out) if args.out else _default_out(args.family, args.data)
+    file = read_run_config(args.config) if args.config else {"config": {}, "trainer": {}}
+    if file.get("family", args.family) != args.family:
+        raise ValueError(f"--config {args.config} is for family {file['family']!r}, not {args.family!r}; "
+                         f"run `genlab train --config {args.config}` to take the family from the file")
+    data = dict(file.get("data") or {})
+    data.update({k: v for k, v in (("name", args.data), ("n", args.n)) if v is not None})
+    data.setdefault("name", "digits")
+    trainer = {**file["trainer"], **dataclass_values(args, TrainConfig)}
+    train = settings.build(TrainConfig, trainer, where=args.config or "the command line")
+    for key, wanted in (("seed", train.seed), ("val", 0.1), ("test", 0.1)):
+        if data.get(key, wanted) != wanted:
+            raise ValueError(f"--config {args.config}: data {key}={data[key]!r} differs from {wanted!r}, what "
+                             f"genlab train uses ({'the trainer seed' if key == 'seed' else 'its split'}); "
+                             f"remove it from the file")
+    out = Path(args.out) if args.out else _default_out(args.family, data["name"])
     if out.exists() and (out / "config.json").exists():
         raise ValueError(f"{out} already holds a run; choose another --out or `genlab resume {out}`")
-    print(f"training {args.family} on {args.data} -> {out}", file=sys.stderr)
-    model, splits = train_run(args.family, args.data, out, config=settings, train=train, n=args.n)
-    write_run_figures(model, out, splits, saved_train_config(out).seed)
-    st = json.loads((out / "config.json").read_text()).get("stopped", {})
+    rank, size = world()
+    barrier(size)  # under torchrun: every process has chosen and checked `out` before rank 0 writes there
+    budget = None if train.max_minutes is None else 60 * train.max_minutes
+    if rank == 0:
+        print(f"training {args.family} on {data['name']} -> {out}", file=sys.stderr)
+    with computing(args, f"genlab train {args.family}", budget) as beat, name_failed_ranks(out):
+        beat.status("training")
+        model, splits = train_run(args.family, data["name"], out, config={**file["config"], **_settings_of(args.settings)},
+                                  train=train, n=data.get("n"), split_seed=data.get("split_seed", 0),
+                                  callbacks=[_status(beat)])
+        if rank != 0:  # rank 0 draws the figures and reports; the other processes are done
+            return 0
+        beat.status("drawing the samples and loss curves")
+        shown = write_run_figures(model, out, splits, saved_train_config(out).seed)
+    st = io.read_config(out).get("stopped", {})
     print(f"done: {st.get('reason')} after {st.get('step')} steps; best validation loss {st.get('best_val_loss')}")
-    print(f"run: {out}   samples: {out / 'samples.png'}")
+    print(f"run: {out}" + (f"   samples: {shown}" if shown else ""))
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Continue a run from its checkpoint, then redraw its pictures."""
-    model, splits = resume_run(args.run, epochs=args.epochs, max_minutes=args.max_minutes)
-    write_run_figures(model, Path(args.run), splits, saved_train_config(args.run).seed)
-    cfg = json.loads((Path(args.run) / "config.json").read_text())
-    print(f"done: {cfg.get('stopped', {}).get('reason')}; run: {args.run}")
-    return 0
-
-
-def cmd_sample(args: argparse.Namespace) -> int:
-    """Draw samples from a run into a .png, .npy or .csv file."""
-    from .. import io
-
-    model = io.load(args.run)
-    out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".npy", ".csv"):
-        raise ValueError(f"--out must end in .png, .npy or .csv, got {out.name!r}")
-    g = torch.Generator().manual_seed(args.seed)
-    x = model.sample(args.n, condition=args.condition, generator=g)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".png":
-        save_samples(x, model.spec, out, title=f"{model.name} samples")
-    elif out.suffix.lower() == ".npy":
-        np.save(out, x.numpy())
-    else:
-        header = ",".join(model.spec.feature_names) if model.spec.feature_names else ""
-        np.savetxt(out, x.reshape(len(x), -1).numpy(), delimiter=",", header=header, comments="", fmt="%.6g")
-    print(f"wrote {args.n} samples to {out}")
+    budget = None if args.max_minutes is None else 60 * args.max_minutes
+    if world()[0] == 0:
+        manifest = rundir.read_manifest(args.run)
+        print(f"resuming {args.run} from its last committed state ("
+              + (f"generation {manifest['generation']})" if manifest else "a run saved before generations)"),
+              file=sys.stderr)
+    with computing(args, "genlab resume", budget) as beat, name_failed_ranks(args.run):
+        beat.status("training")
+        model, splits = resume_run(args.run, epochs=args.epochs, max_minutes=args.max_minutes,
+                                   callbacks=[_status(beat)])
+        if world()[0] != 0:  # under torchrun rank 0 draws the figures and reports
+            return 0
+        beat.status("drawing the samples and loss curves")
+        write_run_figures(model, Path(args.run), splits, saved_train_config(args.run).seed)
+    st = io.read_config(args.run).get("stopped", {})
+    print(f"done: {st.get('reason')} after {st.get('step')} steps; run: {args.run}")
     return 0

@@ -9,7 +9,13 @@
 * a path (`genlab.data.files`): ``.npy``, ``.npz`` (``x`` and optional ``y``), ``.csv``,
   ``.txt``, or a folder of PNG/JPEG images (one level of subfolders = class labels);
 * two or more image sets joined by ``+`` (``digits+mnist5k``): an unpaired multi-domain set
-  whose labels are the domain of each example (`genlab.data.domains`), for CycleGAN.
+  whose labels are the domain of each example (`genlab.data.domains`), for CycleGAN;
+* ``bif:NAME`` (a network of `network_names`, or of an installed pgmpy 1.1.0), ``bif:PATH`` or
+  a path to a ``.bif`` / ``.bif.gz`` file: ancestral samples of a Bayesian network
+  (`genlab.data.tabular.network_dataset`, seed 0 like ``asia``);
+* any of these with ``:binary`` (``mnist5k:binary``): grey levels made black and white, a pixel
+  1 where its level is at least half the scale (``>= (levels - 1) / 2``: 128 of 0..255, 8 of
+  0..16), or ``:binary=T`` for the threshold level T (`binarize`).
 
 This module is the registry of named loaders: it imports the loader modules, which never import
 it back. Nothing is downloaded and nothing is unpickled. Every example tensor is float32;
@@ -17,8 +23,10 @@ discrete data hold the integer values ``0 .. levels-1``.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
+import re
 
 import numpy as np
 
@@ -26,11 +34,48 @@ from .bundled import BUNDLED, load_fashion_mnist
 from .dataset import Dataset
 from .domains import join_domains
 from .files import load_path, looks_like_path
+from .spec import Kind
+from .tabular import network_dataset
 from .toys import TOYS, load_toy
 
-__all__ = ["Dataset", "dataset_names", "load_dataset"]
+__all__ = ["Dataset", "binarize", "dataset_names", "load_dataset", "network_names"]
 
 DOMAIN_JOIN = "+"
+BIF_PREFIX = "bif:"
+BIF_SUFFIXES = (".bif", ".bif.gz")
+_BINARY = re.compile(r"^(?P<base>.+):binary(?:=(?P<t>[^:=]*))?$", re.IGNORECASE)
+
+
+def network_names() -> list[str]:
+    """The Bayesian networks genlab ships (``bif:NAME``), sorted; the other networks of pgmpy 1.1.0
+    load too when pgmpy is installed."""
+    from ..pgm.bif import NETWORK_DIR
+    return sorted(p.name[:-len(".bif.gz")] for p in NETWORK_DIR.glob("*.bif.gz"))
+
+
+def binarize(ds: Dataset, threshold: float | None = None, name: str | None = None) -> Dataset:
+    """Grey levels made black and white: 1 where ``x >= threshold``, else 0 (a BINARY spec that
+    keeps the labels, class names and domains).
+
+    Args:
+        ds: data of ordered levels (``Kind.DISCRETE``: grey images, counts).
+        threshold: a level in ``(0, levels - 1]``; default ``(levels - 1) / 2``, half the scale.
+        name: the new data set's name (default: ``ds.name + ":binary"``).
+    Raises:
+        ValueError: data that are not of ordered levels, or a threshold off the scale.
+    """
+    if ds.spec.kind is Kind.BINARY:
+        return ds if name is None else dataclasses.replace(ds, name=name)
+    if ds.spec.kind is not Kind.DISCRETE:
+        raise ValueError(f"{ds.name}:binary: binarizing needs data of ordered levels (grey images), but "
+                         f"{ds.name!r} is {ds.spec.kind.value}; drop ':binary'")
+    top = ds.spec.levels - 1
+    t = top / 2 if threshold is None else threshold
+    if not 0 < t <= top:
+        raise ValueError(f"{ds.name}:binary={threshold:g}: the threshold must be a level in (0, {top}] "
+                         f"(the data's levels are 0..{top}); ':binary' alone takes {top / 2:g}")
+    spec = dataclasses.replace(ds.spec, kind=Kind.BINARY, levels=2, cardinalities=None)
+    return Dataset((ds.x >= t).float(), ds.y, spec, name or f"{ds.name}:binary", ds.class_names)
 
 
 def dataset_names() -> list[str]:
@@ -71,6 +116,18 @@ def load_dataset(name_or_path: str, *, seed: int = 0, n: int | None = None) -> D
     if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
         raise ValueError(f"load_dataset: n must be a positive integer or None, got {n!r}")
     n = None if n is None else int(n)
+    exists = os.path.exists(os.path.expanduser(name_or_path))
+    m = None if exists else _BINARY.match(name_or_path.strip())
+    if m:
+        t = m.group("t")
+        try:
+            threshold = None if t is None else float(t)
+        except ValueError:
+            raise ValueError(f"{name_or_path!r}: ':binary={t}' needs a number, the threshold level "
+                             f"(e.g. {m.group('base')}:binary=128), or ':binary' alone") from None
+        return binarize(load_dataset(m.group("base"), seed=seed, n=n), threshold, name=name_or_path)
+    if name_or_path.lower().startswith(BIF_PREFIX) or name_or_path.lower().endswith(BIF_SUFFIXES):
+        return _network(name_or_path, n)
     name = _canonical(name_or_path)
     if name in TOYS:
         return load_toy(name, seed, n)
@@ -92,6 +149,19 @@ def load_dataset(name_or_path: str, *, seed: int = 0, n: int | None = None) -> D
     close = difflib.get_close_matches(name_or_path.lower(), dataset_names(), n=3)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(f"unknown data set {name_or_path!r}.{hint} Known names: "
-                     f"{', '.join(dataset_names())}. A path to a .npy, .npz or .csv file, or to a "
+                     f"{', '.join(dataset_names())}, and bif:NAME for a Bayesian network "
+                     f"({', '.join(network_names())}). A path to a .npy, .npz or .csv file, or to a "
                      f"folder of PNG/JPEG images, works too; join image sets with "
                      f"'{DOMAIN_JOIN}' (digits{DOMAIN_JOIN}mnist5k) for unpaired domains.")
+
+
+def _network(source: str, n: int | None) -> Dataset:
+    """Samples of the network ``bif:NAME``, ``bif:PATH`` or ``PATH.bif[.gz]``."""
+    rest = source[len(BIF_PREFIX):].strip() if source.lower().startswith(BIF_PREFIX) else source
+    path = os.path.expanduser(rest)
+    is_path = os.sep in rest or "/" in rest or rest.lower().endswith(BIF_SUFFIXES)
+    if is_path and not os.path.isfile(path):
+        raise FileNotFoundError(f"{source}: no such BIF file; give the path of a .bif or .bif.gz file, or "
+                                f"bif:NAME for a bundled network ({', '.join(network_names())})")
+    ds = network_dataset(path if is_path else BIF_PREFIX + rest.lower(), n)
+    return dataclasses.replace(ds, name=source)

@@ -1,13 +1,22 @@
 """User files, loaded by path: ``.npy``, ``.npz`` (``x`` and optional ``y``), ``.csv`` (numeric
 columns; a ``label``/``y``/``target``/``class`` column becomes the class), ``.txt`` (characters,
-`genlab.data.text`) or a folder of PNG/JPEG images (one level of subfolders = class labels).
+`genlab.data.text`) or a folder of PNG/JPEG images (subfolders = class labels, images at any depth in them:
+`list_images`).
 
 Nothing is unpickled. The spec is inferred from the values: booleans or integers 0/1 are binary,
 other non-negative integers discrete with ``max + 1`` levels, anything else continuous.
+
+What is refused, each with the place and the fix: CSV cells that are empty or not numbers (row
+and column, 1-based as a spreadsheet counts), values beyond float32's range (the column), a blank
+line between rows; image folders that mix grey and colour images, sizes, or hold 16-bit or float
+images (genlab reads 8 bits; an alpha channel is dropped); arrays of complex numbers or larger
+than the memory available (checked from the .npy header, before the data are read). Big-endian
+arrays are read like native ones.
 """
 from __future__ import annotations
 
 import csv
+import math
 import os
 import zipfile
 from typing import Sequence
@@ -16,12 +25,14 @@ import numpy as np
 import torch
 
 from .dataset import Dataset, as_float32, as_int64, first_n
+from .images import IMAGE_SUFFIXES, image_kind as _image_kind, list_images
 from .spec import DataSpec, Kind
 from .text import load_text_file
+from .validate import check_memory
 
 LABEL_COLUMNS = ("label", "y", "target", "class")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FILE_SUFFIXES = (".npy", ".npz", ".csv", ".txt")
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def looks_like_path(s: str) -> bool:
@@ -68,8 +79,32 @@ def _check_magic(path: str, magic: bytes, kind: str, writer: str) -> None:
                              f"write it with {writer}")
 
 
+def _npy_header(f, path: str, size: int | None) -> None:
+    """Check the shape and dtype in a .npy header (at ``f``'s position) against the bytes that
+    follow (``size``; None: unknown) and the memory available, before the data are read."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"unknown format version {version}")
+        # version 3 differs from 2 only in allowing UTF-8 in the header; genlab's are ASCII
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise ValueError(f"{path}: not a valid .npy file ({e}); write it with np.save") from None
+    if dtype.hasobject:
+        return  # np.load refuses it with its own message (no pickles)
+    count = math.prod(shape)
+    if size is not None and count * dtype.itemsize > size - f.tell():
+        raise ValueError(f"{path}: the header describes an array of shape {shape} ({count * dtype.itemsize:,} "
+                         f"bytes) but the file holds {max(size - f.tell(), 0):,} bytes after it; the file is "
+                         f"truncated or damaged: write it again with np.save")
+    check_memory(count, 4, f"{path}: an array of shape {shape}")
+
+
 def _read_npy(path: str) -> np.ndarray:
     _check_magic(path, b"\x93NUMPY", ".npy", "np.save")
+    with open(path, "rb") as f:
+        _npy_header(f, path, os.path.getsize(path))
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as e:
@@ -96,6 +131,9 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray | None]:
             else:
                 raise ValueError(f"{path}: no array named 'x' among {keys}; save the examples "
                                  f"as np.savez(path, x=..., y=...)")
+            for k in {key, "y"} & set(keys):
+                with z.zip.open(k + ".npy") as f:
+                    _npy_header(f, f"{path}[{k!r}]", z.zip.getinfo(k + ".npy").file_size)
             return z[key], (z["y"] if "y" in keys and key != "y" else None)
     except ValueError as e:
         if "allow_pickle" in str(e):
@@ -109,41 +147,75 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _is_number(s: str) -> bool:
+    """Whether a cell reads as a finite or non-finite decimal number (no ``1_000``: a typo in a CSV)."""
     try:
         float(s)
-        return True
     except ValueError:
         return False
+    return "_" not in s
+
+
+def _csv_cell(path: str, cell: str, row: int, col: int, name: str) -> float:
+    """One feature cell as a float, or a ValueError naming the row and column (1-based, as a
+    spreadsheet counts; the header is row 1)."""
+    named = f"column {col}" + ("" if name == f"column {col}" else f" ({name!r})")
+    where = f"{path}: row {row}, {named}"
+    c = cell.strip()
+    if not c:
+        raise ValueError(f"{where} is empty; fill in the value or delete the row (missing values are not "
+                         f"loaded: impute them first, e.g. with genlab.estimators.GenerativeImputer)")
+    if not _is_number(c):
+        raise ValueError(f"{where} holds {cell!r}, which is not a number; correct it, or encode the column as "
+                         f"numbers (e.g. category codes), or name a class column one of {'/'.join(LABEL_COLUMNS)}")
+    v = float(c)
+    if not math.isfinite(v):
+        raise ValueError(f"{where} holds {cell!r} (not a finite number); drop or impute that value first")
+    if abs(v) > _F32_MAX:
+        raise ValueError(f"{path}: {named} holds {cell!r} at row {row}, beyond float32's range "
+                         f"(about ±3.4e38), where genlab computes; rescale the column (e.g. to other units or "
+                         f"its logarithm)")
+    return v
 
 
 def _read_csv(path: str) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None]:
-    """Numeric columns of a CSV (``,``, ``;`` or tab separated; header row optional)."""
+    """Numeric columns of a CSV (``,``, ``;`` or tab separated; header row optional).
+
+    A first row is a header when every non-empty cell in it is not a number. Blank lines after
+    the last row are ignored; a blank line between rows is an error (in a one-column file it is an
+    empty cell), as are empty and non-numeric feature cells (named by row and column, 1-based).
+    """
     with open(path, newline="", encoding="utf-8-sig") as f:
         text = f.read()
     first = text.split("\n", 1)[0]
     delimiter = max([",", ";", "\t"], key=first.count)
-    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter) if any(c.strip() for c in r)]
-    if not rows:
+    records = list(csv.reader(text.splitlines(), delimiter=delimiter))
+    while records and not any(c.strip() for c in records[-1]):
+        records.pop()  # trailing blank lines
+    start = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
+    if start is None:
         raise ValueError(f"{path}: the file is empty (no rows); write a header line and numeric rows")
-    # A header is a first row with a non-numeric cell above a numeric one (or all non-numeric).
-    head = rows[0]
-    below = rows[1] if len(rows) > 1 else []
-    odd = [j for j, c in enumerate(head) if not _is_number(c)]
-    has_header = bool(odd) and (len(odd) == len(head)
-                                or any(j < len(below) and _is_number(below[j]) for j in odd))
+    head = records[start]
+    has_header = all(not _is_number(c) for c in head if c.strip()) and any(c.strip() for c in head)
     names = [c.strip() for c in head] if has_header else [f"column {j + 1}" for j in range(len(head))]
-    body = rows[1:] if has_header else rows
+    body = [(i + 1, r) for i, r in enumerate(records) if i > start or (i == start and not has_header)]
     if not body:
         raise ValueError(f"{path}: no data rows (only a header); add numeric rows below it")
-    line0 = 2 if has_header else 1
-    for i, r in enumerate(body):
+    for row, r in body:
+        if not any(c.strip() for c in r):
+            raise ValueError(f"{path}: row {row} is blank between data rows; delete it, or fill in its "
+                             f"value(s) (in a one-column file a blank line is an empty cell)")
         if len(r) != len(names):
-            raise ValueError(f"{path}: line {i + line0} has {len(r)} fields but the file has "
+            raise ValueError(f"{path}: line {row} has {len(r)} fields but the file has "
                              f"{len(names)} columns; make every row the same length")
-    columns = list(zip(*body))
+    columns = list(zip(*(r for _, r in body)))
+    rows = [row for row, _ in body]
     label_j = next((j for j, c in enumerate(names) if c.lower() in LABEL_COLUMNS), None)
     y = None
     if label_j is not None:
+        empty = next((row for row, c in zip(rows, columns[label_j]) if not c.strip()), None)
+        if empty is not None:
+            raise ValueError(f"{path}: row {empty}, column {label_j + 1} ({names[label_j]!r}) is empty; "
+                             f"every example needs its class, or drop the column")
         y = _csv_labels(columns[label_j])
         if y is None:  # a float column named y/target: a feature (e.g. 2-D points with x, y)
             label_j = None
@@ -151,15 +223,16 @@ def _read_csv(path: str) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]
     if not keep:
         raise ValueError(f"{path}: only a label column; add feature columns")
     bad = []
-    for j in keep:  # empty cells are missing values (NaN), caught by the NaN check later
-        first_bad = next((c for c in columns[j] if c.strip() and not _is_number(c)), None)
-        if first_bad is not None:
-            bad.append(f"{names[j]!r} (e.g. {first_bad!r})")
+    for j in keep:  # a column of words: name it as a whole (a category to encode or a label)
+        words = [c for c in columns[j] if c.strip() and not _is_number(c.strip())]
+        if len(words) == len(columns[j]) and len(words) > 1:
+            bad.append(f"{names[j]!r} (e.g. {words[0]!r})")
     if bad:
         raise ValueError(f"{path}: non-numeric column(s) {', '.join(bad)}; encode them as numbers "
                          f"(e.g. one-hot or category codes) or drop them, or name a class column "
                          f"one of {'/'.join(LABEL_COLUMNS)}")
-    x = np.array([[float(c) if c.strip() else np.nan for c in columns[j]] for j in keep]).T
+    x = np.array([[_csv_cell(path, c, row, j + 1, names[j]) for c, row in zip(columns[j], rows)]
+                  for j in keep], dtype=np.float64).T.reshape(len(rows), len(keep))
     return x, y, tuple(names[j] for j in keep) if has_header else None
 
 
@@ -176,34 +249,26 @@ def _csv_labels(cells: Sequence[str]) -> np.ndarray | None:
 
 def _read_image_folder(folder: str, n: int | None = None
                        ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None]:
-    """The first ``n`` (or all) images (n, C, H, W) uint8 of ``folder``, with labels (n,) and class
-    names when it has subfolders (one level deep, sorted names) instead of images at the top."""
-    def images_in(d: str) -> list[str]:
-        return sorted(os.path.join(d, f) for f in os.listdir(d)
-                      if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith("."))
-
-    subdirs = sorted(d for d in os.listdir(folder)
-                     if not d.startswith(".") and os.path.isdir(os.path.join(folder, d)))
-    per_class = [(d, images_in(os.path.join(folder, d))) for d in subdirs]
-    per_class = [(d, files) for d, files in per_class if files]
-    top = images_in(folder)
-    if per_class and top:
-        raise ValueError(f"{folder}: holds images both at the top and in subfolders "
-                         f"({', '.join(d for d, _ in per_class)}); put all images in class "
-                         f"subfolders, or all at the top for unlabelled data")
-    if not per_class and not top:
-        raise ValueError(f"{folder}: no PNG/JPEG images in it or in its subfolders; pass a folder "
-                         f"of .png/.jpg files (subfolders = classes), or a .npy/.npz/.csv file")
-    files = (top or [f for _, fs in per_class for f in fs])[:n]
+    """The first ``n`` (or all) images (n, C, H, W) uint8 of ``folder`` (`list_images`), with labels
+    (n,) and class names when it has class subfolders."""
+    files, labels, classes = list_images(folder)
+    files = files[:n]
     from PIL import Image, UnidentifiedImageError
-    arrays, mode, first = [], None, None
+    arrays, first, kinds = [], None, {}
     for path in files:
         try:
             with Image.open(path) as im:
-                if mode is None:
-                    mode = "L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
-                im = im.convert(mode)  # decodes the whole file, so truncation shows up here
+                kind = _image_kind(path, im.mode)
+                kinds.setdefault(kind, path)
+                if len(kinds) > 1:
+                    grey, colour = kinds["grey"], kinds["colour"]
+                    raise ValueError(f"{folder}: mixes grey and colour images ({grey} is grey, {colour} is "
+                                     f"colour); convert them all to one mode first, e.g. with Pillow: "
+                                     f"Image.open(f).convert('RGB') (or 'L' for grey), then save")
+                im = im.convert("L" if kind == "grey" else "RGB")  # decodes the whole file: truncation shows here
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            if str(e).startswith((folder, path)):
+                raise
             raise ValueError(f"{path}: corrupt or unreadable image ({e}); replace or delete the "
                              f"file") from None
         if first is None:
@@ -215,16 +280,16 @@ def _read_image_folder(folder: str, n: int | None = None
         a = np.asarray(im, dtype=np.uint8)
         arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
     x = np.stack(arrays)
-    if not per_class:
-        return x, None, None
-    y = np.concatenate([np.full(len(fs), k) for k, (_, fs) in enumerate(per_class)])[:n]
-    return x, y, tuple(d for d, _ in per_class)
+    return x, None if labels is None else labels[:n], classes
 
 
 def from_arrays(x: np.ndarray, y: np.ndarray | None, name: str,
                 feature_names: tuple[str, ...] | None = None) -> Dataset:
     """Infer the spec of an array of examples (see the module docstring) and build a Dataset."""
     x = np.asarray(x)
+    if x.dtype.kind == "c":
+        raise ValueError(f"{name}: the array holds complex numbers ({x.dtype}); genlab models real values: "
+                         f"pass x.real, or the real and imaginary parts as separate features")
     if x.dtype.kind not in "biuf":
         raise ValueError(f"{name}: the array has dtype {x.dtype} (not numbers); convert it to a "
                          f"numeric array first, e.g. x.astype(np.float32)")
@@ -242,6 +307,9 @@ def from_arrays(x: np.ndarray, y: np.ndarray | None, name: str,
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)  # channels last -> channels first
+    check_memory(x.size, 4, f"{name}: an array of shape {x.shape}")  # the float32 copy below
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))  # big-endian files: numbers are numbers
     _check_finite(x, name, "x")
     if x.dtype.kind == "b":
         kind, levels = Kind.BINARY, 2

@@ -21,7 +21,9 @@ def split(ds: Dataset, *, seed: int = 0, val: float = 0.1, test: float = 0.1) ->
     """Split ``ds`` by a permutation seeded with ``seed``.
 
     Sizes: ``n_test = round(test * n)``, ``n_val = round(val * n)``, the rest is train. The same
-    data set and seed always give the same splits; each split keeps the permuted order.
+    data set and seed always give the same splits; each split keeps the permuted order. A data set
+    whose examples are cut from larger units (a ``split_units`` method: text chunks of whole
+    entries, `genlab.data.text.EntryText`) is split by unit instead, so no unit is in two splits.
 
     Args:
         ds: the data set, ``x: (n, *event_shape)``.
@@ -39,6 +41,9 @@ def split(ds: Dataset, *, seed: int = 0, val: float = 0.1, test: float = 0.1) ->
     if val + test >= 1:
         raise ValueError(f"split: val + test = {val + test:g} leaves nothing to train on; "
                          f"use fractions that sum to less than 1")
+    own = getattr(ds, "split_units", None)
+    if own is not None:  # examples cut from larger units (text entries): each unit goes to one split whole
+        return own(seed=seed, val=val, test=test)
     n_test, n_val = round(test * n), round(val * n)
     n_train = n - n_val - n_test
     sizes = {"train": n_train, "val": n_val, "test": n_test}

@@ -10,9 +10,11 @@ index files, symlinks and files with identical content are skipped, exact duplic
 kept once). Each entry is followed by ``"%\n"`` and the entries are concatenated and cut into
 non-overlapping chunks of ``seq_len`` characters (the remainder is dropped).
 
-Held-out text (`fortunes_splits`): each *entry* goes to train, validation or test by a CRC-32 of
-its text, so the same entry always lands in the same split, on any machine and for any
-``seq_len``, and no chunk of one split shares an entry with another.
+Held-out text is held out by *entry*, so no chunk of one split shares an entry with another:
+`load_fortunes` returns an `EntryText`, which the generic `split` splits by entry with its seed
+(what ``genlab train --data fortunes`` does); `fortunes_splits` puts each entry in train,
+validation or test by a CRC-32 of its text, so the same entry always lands in the same split, on
+any machine and for any ``seq_len`` (what bench/text.py does).
 """
 from __future__ import annotations
 
@@ -148,22 +150,66 @@ def corpus_text(entries: list[str]) -> str:
 
 # --------------------------------------------------------------------------- loaders
 
-def load_fortunes(n: int | None = None, seq_len: int = DEFAULT_SEQ_LEN, folder: str | None = None) -> Dataset:
-    """All of the corpus as chunks of ``seq_len`` characters, in corpus order (the first ``n``).
-
-    The generic `split` then holds out whole chunks (disjoint text, neighbouring context); use
-    `fortunes_splits` to hold out whole entries.
-    """
-    text = corpus_text(read_entries(folder))
-    return text_dataset(text, CharVocab.from_text(text), seq_len, "fortunes", n)
-
-
 @dataclass
 class TextSplits(Splits):
     """`Splits` of text, with the vocabulary and the raw held-out text (for compressors)."""
 
     vocab: CharVocab | None = None
     texts: dict[str, str] | None = None
+
+
+@dataclass
+class EntryText(Dataset):
+    """Chunks of text made of whole entries (fortunes), which `split` holds out by entry.
+
+    Attributes:
+        entries: the entries whose text lies wholly inside the chunks, in corpus order.
+        seq_len: characters per chunk.
+    """
+
+    entries: tuple[str, ...] = ()
+    seq_len: int = DEFAULT_SEQ_LEN
+
+    def split_units(self, *, seed: int = 0, val: float = 0.1, test: float = 0.1) -> TextSplits:
+        """Train / validation / test chunks cut from disjoint sets of entries: a permutation of the
+        entries seeded with ``seed`` gives ``round(test * E)`` entries to test and ``round(val * E)``
+        to validation; each part's entries (in corpus order) are joined and cut into chunks.
+
+        Raises:
+            ValueError: a part that would hold no chunk (too few entries or too little text).
+        """
+        e = len(self.entries)
+        n_test, n_val = round(test * e), round(val * e)
+        perm = torch.randperm(e, generator=torch.Generator().manual_seed(seed)).tolist()
+        owner = {i: "test" if k < n_test else "val" if k < n_test + n_val else "train" for k, i in enumerate(perm)}
+        texts = {part: corpus_text([x for i, x in enumerate(self.entries) if owner[i] == part])
+                 for part in ("train", "val", "test")}
+        short = [k for k, t in texts.items() if len(t) < self.seq_len]
+        if short:
+            raise ValueError(f"split: {self.name!r} holds {e} whole entries, so val={val:g}, test={test:g} leave "
+                             f"the {' and '.join(short)} split(s) without a chunk of {self.seq_len} characters; "
+                             "use more data (a larger --n) or larger val/test fractions")
+        vocab = CharVocab(self.spec.vocab)
+        parts = {k: text_dataset(t, vocab, self.seq_len, self.name) for k, t in texts.items()}
+        return TextSplits(parts["train"], parts["val"], parts["test"], vocab=vocab, texts=texts)
+
+
+def load_fortunes(n: int | None = None, seq_len: int = DEFAULT_SEQ_LEN, folder: str | None = None) -> EntryText:
+    """All of the corpus as chunks of ``seq_len`` characters, in corpus order (the first ``n``).
+
+    The vocabulary is the whole corpus's. `split` holds out whole entries (`EntryText`); with
+    ``n``, of the entries that lie wholly inside the first ``n`` chunks.
+    """
+    entries = read_entries(folder)
+    text = corpus_text(entries)
+    ds = text_dataset(text, CharVocab.from_text(text), seq_len, "fortunes", n)
+    inside, used = [], 0
+    for entry in entries:
+        used += len(entry) + len(ENTRY_END)
+        if used > ds.x.numel():
+            break
+        inside.append(entry)
+    return EntryText(ds.x, None, ds.spec, ds.name, entries=tuple(inside), seq_len=seq_len)
 
 
 def fortunes_splits(seq_len: int = DEFAULT_SEQ_LEN, *, val: float = 0.05, test: float = 0.05,

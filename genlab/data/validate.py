@@ -11,15 +11,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import settings
 from .spec import DataSpec
 
 
 def check_input(x: Tensor | np.ndarray, spec: DataSpec, like: Tensor | None = None) -> Tensor:
     """Validate examples against a spec: shape, dtype, finite values, discrete levels."""
     if isinstance(x, np.ndarray):
-        if x.dtype == object or x.dtype.kind in "USO":
-            raise ValueError(f"expected numeric data, got an array of dtype {x.dtype}; "
-                             "convert strings to numbers first")
+        x = native_array(x)
+        check_memory(x.size, 4, f"an array of shape {x.shape}")
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a torch.Tensor or numpy array, got {type(x).__name__}")
@@ -49,6 +49,30 @@ def check_input(x: Tensor | np.ndarray, spec: DataSpec, like: Tensor | None = No
             raise ValueError(f"{spec.kind.value} data must hold integers 0..{spec.levels - 1}; "
                              f"got values in [{lo:g}, {hi:g}]")
     return x
+
+
+def native_array(x: np.ndarray) -> np.ndarray:
+    """A numeric array in native byte order (big-endian input is converted, not refused).
+
+    Raises:
+        ValueError: strings, objects or complex numbers, with the fix.
+    """
+    if x.dtype == object or x.dtype.kind in "USOV":
+        raise ValueError(f"expected numeric data, got an array of dtype {x.dtype}; "
+                         "convert strings to numbers first")
+    if x.dtype.kind == "c":
+        raise ValueError(f"expected real-valued data, got complex numbers ({x.dtype}); pass x.real, or the "
+                         "real and imaginary parts as separate features")
+    return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
+
+
+def check_memory(count: int, itemsize: int, what: str) -> None:
+    """Refuse, before allocating, ``count`` values of ``itemsize`` bytes that exceed the memory
+    available (`genlab.settings.memory_available`); ``what`` names the data in the message."""
+    need, have = count * itemsize, settings.memory_available()
+    if need > have:
+        raise ValueError(f"{what} needs {need / 2**30:,.1f} GiB of memory, more than the {have / 2**30:,.1f} "
+                         "GiB available; load fewer examples (e.g. --n) or smaller ones")
 
 
 def check_labels(labels: Tensor | None, n: int, spec: DataSpec, device: torch.device) -> Tensor | None:

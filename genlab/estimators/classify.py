@@ -16,7 +16,11 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 
-from .base import Estimator, as_array, families_where, infer_spec
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
+
+from ._input import check_X
+from .base import Estimator, families_where, infer_spec
 from ..protocol import Conditional, Density, NotSupported
 from ..registry import get_family
 from ._params import PassThroughParams
@@ -38,15 +42,19 @@ class GenerativeClassifier(ClassifierMixin, PassThroughParams):
         **params: trainer settings and the family's hyperparameters, passed to each `Estimator`.
     """
 
-    _OWN = ("family", "conditional", "priors", "data_kind", "levels")
-
-    def __init__(self, family: str = "gaussian", **params: Any):
+    def __init__(self, family: str = "gaussian", *, conditional: Any = "auto", priors: Any = "empirical",
+                 data_kind: str = "auto", levels: int | None = None, **config: Any):
         self.family = family
-        self.conditional = params.pop("conditional", "auto")
-        self.priors = params.pop("priors", "empirical")
-        self.data_kind = params.pop("data_kind", "auto")
-        self.levels = params.pop("levels", None)
-        self._store(params)
+        self.conditional = conditional
+        self.priors = priors
+        self.data_kind = data_kind
+        self.levels = levels
+        self._keep(config)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
 
     # -- fitting --------------------------------------------------------------------------------
     def _uses_conditional(self) -> bool:
@@ -79,15 +87,16 @@ class GenerativeClassifier(ClassifierMixin, PassThroughParams):
 
     def fit(self, X, y) -> "GenerativeClassifier":
         """Fit on ``X: (n_samples, *event_shape)`` and labels ``y: (n_samples,)``."""
-        X = as_array(X)
         if y is None:
-            raise ValueError("GenerativeClassifier.fit needs labels y")
-        y = np.asarray(y)
-        if y.shape != (len(X),):
-            raise ValueError(f"y must have shape ({len(X)},), got {y.shape}")
+            raise ValueError("GenerativeClassifier requires y to be passed, but the target y is None")
+        X = check_X(self, X, reset=True)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
         self.classes_, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"need at least 2 classes, got {len(self.classes_)}")
+            raise ValueError(f"need at least 2 classes, got {len(self.classes_)} class: one class cannot be "
+                             "told from another")
         conditional = self._uses_conditional()
         spec = infer_spec(X, self.data_kind, self.levels)
         kw = self._config()
@@ -101,18 +110,13 @@ class GenerativeClassifier(ClassifierMixin, PassThroughParams):
             self.models_ = [Estimator(self.family, **kw).fit(X[codes == k]) for k in range(len(self.classes_))]
         self.conditional_ = conditional
         self.class_log_prior_ = self._log_priors(counts)
-        self.n_features_in_ = int(np.prod(X.shape[1:]))
         return self
 
     # -- prediction -----------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "models_"):
-            raise AttributeError("this GenerativeClassifier is not fitted yet; call fit(X, y) first")
-
     def class_log_likelihood(self, X) -> np.ndarray:
         """``log p(x | y=c)`` in nats (a lower bound for BOUND families): (n_samples, n_classes)."""
-        self._check_fitted()
-        X = as_array(X)
+        check_is_fitted(self, "models_")
+        X = check_X(self, X, reset=False)
         if self.conditional_:
             m = self.models_[0]
             return np.stack([m.score_samples(X, np.full(len(X), k)) for k in range(len(self.classes_))], 1)
@@ -129,4 +133,5 @@ class GenerativeClassifier(ClassifierMixin, PassThroughParams):
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each example: (n_samples,)."""
+        check_is_fitted(self, "models_")
         return self.classes_[np.argmax(self.predict_log_proba(X), 1)]

@@ -9,12 +9,13 @@
   ``transform`` fills the NaNs with the mean of the draws, ``sample_draws`` returns the draws.
 
 Example:
-    >>> det = GenerativeOutlierDetector("gaussian", score="nll", fpr=0.05).fit(X)
+    >>> det = GenerativeOutlierDetector("gaussian", anomaly_score="nll", fpr=0.05).fit(X)
     >>> det.predict(X_new)                      # (n,), +1 inlier / -1 outlier
     >>> GenerativeImputer("gmm", n_components=3).fit(X).transform(X_with_nans)
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,10 @@ import torch
 from sklearn.base import OutlierMixin, TransformerMixin
 
 from ..data.spec import Kind
-from .base import Estimator, as_array, infer_spec
+from sklearn.utils.validation import check_is_fitted
+
+from ._input import at_least_two, check_X
+from .base import Estimator, infer_spec
 from ..tasks import outliers as O
 from ._params import PassThroughParams
 
@@ -31,15 +35,16 @@ SCORES = ("nll", "typicality", "ratio", "complexity")
 
 
 class _Params(PassThroughParams):
-    """`PassThroughParams` with a fitted-shape check shared by the two estimators."""
+    """`PassThroughParams` with the fitted-input check shared by the two estimators."""
 
-    def _check_width(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "input_shape_"):
-            raise AttributeError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
-        if X.ndim < 2 or X.shape[1:] != self.input_shape_:
-            raise ValueError(f"X has shape {X.shape}, but {type(self).__name__} was fitted on examples of "
-                             f"shape {self.input_shape_}: pass (n_samples, {', '.join(map(str, self.input_shape_))})")
-        return X
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+    def _check_width(self, X, allow_nan: bool = False) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return np.asarray(check_X(self, X, reset=False, allow_nan=allow_nan), dtype=np.float64)
 
 
 class GenerativeOutlierDetector(OutlierMixin, _Params):
@@ -48,7 +53,7 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
     Args:
         family: a family with a likelihood, a bound or an energy (gaussian, gmm, kde, made, maf,
             realnvp, vae, pixelcnn, ebm, ...).
-        score: ``nll`` (``-log p(x)``), ``typicality`` (``|-log p(x) - H|``, Nalisnick et al.
+        anomaly_score: (``score=`` is read as this too) ``nll`` (``-log p(x)``), ``typicality`` (``|-log p(x) - H|``, Nalisnick et al.
             2019, one example per test), ``ratio`` (``-log p(x) + log p_bg(x)`` with the same
             family and config trained on the training part with a share ``rate`` of its entries
             replaced by uniform noise and AdamW weight decay ``bg_weight_decay``, Ren et al. 2019)
@@ -61,7 +66,7 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
             set's entropy estimate ``H`` (mean held-out NLL), both on data the model has not
             seen (training NLLs are optimistically low). At least 20 examples.
         compressor: ``zlib`` | ``lzma`` | ``png`` (images) | ``webp`` (images, lossless).
-        rate, bg_weight_decay: the background model of ``score="ratio"``.
+        rate, bg_weight_decay: the background model of ``anomaly_score="ratio"``.
         seed: the held-out split and the background's perturbation.
         data_kind, levels: how ``X`` is read (`genlab.estimators.infer_spec`), decided on all of ``X``.
         **config: trainer settings and the family's hyperparameters (see `genlab.Estimator`).
@@ -71,48 +76,50 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
     ``offset_`` (``= -threshold_``, as in `IsolationForest`), ``heldout_scores_``.
     """
 
-    _OWN = ("family", "score", "fpr", "holdout", "compressor", "rate", "bg_weight_decay", "seed",
-            "data_kind", "levels")
-
-    def __init__(self, family: str = "gaussian", **params: Any):
+    def __init__(self, family: str = "gaussian", *, anomaly_score: str = "typicality", fpr: float = 0.05,
+                 holdout: float = 0.2, compressor: str = "zlib", rate: float = 0.2, bg_weight_decay: float = 0.01,
+                 seed: int = 0, data_kind: str = "auto", levels: int | None = None, **config: Any):
+        if "score" in config:  # its name before it became anomaly_score (an attribute `score` hid score())
+            anomaly_score = config.pop("score")
         self.family = family
-        self.score = params.pop("score", "typicality")
-        self.fpr = params.pop("fpr", 0.05)
-        self.holdout = params.pop("holdout", 0.2)
-        self.compressor = params.pop("compressor", "zlib")
-        self.rate = params.pop("rate", 0.2)
-        self.bg_weight_decay = params.pop("bg_weight_decay", 0.01)
-        self.seed = params.pop("seed", 0)
-        self.data_kind = params.pop("data_kind", "auto")
-        self.levels = params.pop("levels", None)
-        self._store(params)
+        self.anomaly_score = anomaly_score
+        self.fpr = fpr
+        self.holdout = holdout
+        self.compressor = compressor
+        self.rate = rate
+        self.bg_weight_decay = bg_weight_decay
+        self.seed = seed
+        self.data_kind = data_kind
+        self.levels = levels
+        self._keep(config)
 
     def fit(self, X, y=None) -> "GenerativeOutlierDetector":
         """Train on ``1 - holdout`` of ``X: (n_samples, *event_shape)``; threshold on the rest."""
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        if self.anomaly_score not in SCORES:
+            raise ValueError(f"anomaly_score must be one of {SCORES}, got {self.anomaly_score!r}")
         if not 0 < self.fpr < 1 or not 0 < self.holdout < 1:
             raise ValueError(f"fpr and holdout must lie in (0, 1), got fpr={self.fpr}, holdout={self.holdout}")
-        X = as_array(X)
-        if np.isnan(X).any():
-            raise ValueError("X contains NaN; impute first (e.g. GenerativeImputer in a Pipeline)")
-        n_held = int(round(self.holdout * len(X)))
-        if n_held < 20 or len(X) - n_held < 20:
-            raise ValueError(f"need at least 20 training and 20 held-out examples; got {len(X)} examples "
+        X = np.asarray(check_X(self, X, reset=True))
+        at_least_two(X, type(self).__name__)
+        n_held = max(1, int(round(self.holdout * len(X))))
+        if len(X) - n_held < 2:
+            raise ValueError(f"need at least 2 training examples and 1 held-out example; got {len(X)} examples "
                              f"with holdout={self.holdout}")
+        if n_held < 20:
+            warnings.warn(f"{type(self).__name__}: the threshold and the entropy come from only {n_held} held-out "
+                          "examples (20 or more make them reliable); pass more data or a larger holdout",
+                          UserWarning, stacklevel=2)
         spec = infer_spec(X, self.data_kind, self.levels)
         kw = {**self._config(), "data_kind": spec.kind.value, "levels": spec.levels}
         perm = np.random.default_rng(self.seed).permutation(len(X))
         Xt, Xh = X[perm[n_held:]], X[perm[:n_held]]
-        self.input_shape_ = X.shape[1:]
-        self.n_features_in_ = int(np.prod(self.input_shape_))
         self.model_ = Estimator(self.family, **kw).fit(Xt)
         O.check_scorable(self.model_.model_)
-        if self.score == "ratio":
+        if self.anomaly_score == "ratio":
             g = torch.Generator().manual_seed(self.seed)
             noisy = O.perturb_like(torch.as_tensor(Xt), self.rate, spec, g).numpy()
             self.background_ = Estimator(self.family, **{**kw, "weight_decay": self.bg_weight_decay}).fit(noisy)
-        if self.score == "complexity":
+        if self.anomaly_score == "complexity":
             self.quantizer_ = O.ByteQuantizer.fit(torch.as_tensor(Xt, dtype=torch.float64), spec.levels)
         nll_h = self._nll(Xh)
         self._nll_heldout_ = nll_h.double()  # the null distribution of batch_test
@@ -128,20 +135,20 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
 
     def _anomaly(self, X: np.ndarray, nll: torch.Tensor) -> torch.Tensor:
         """The chosen score, higher = more anomalous: (n,)."""
-        if self.score == "nll":
+        if self.anomaly_score == "nll":
             return nll
-        if self.score == "typicality":
+        if self.anomaly_score == "typicality":
             return (nll - self.entropy_).abs()
         x = torch.as_tensor(X, dtype=torch.float32)
-        if self.score == "ratio":
+        if self.anomaly_score == "ratio":
             b = self.background_.model_
             return O.likelihood_ratio_scores(nll, O.nll_scores(b, b.check_input(x)))
         return O.complexity_scores(nll, x, self.n_features_in_, compressor=self.compressor, quantizer=self.quantizer_)
 
     def score_samples(self, X) -> np.ndarray:
         """Normality of each example (the opposite of the anomaly score; higher = more normal): (n,)."""
-        X = self._check_width(as_array(X))
-        return -self._anomaly(X, self._nll(X)).numpy()
+        X = self._check_width(X)
+        return -self._anomaly(X, self._nll(X)).numpy().astype(np.float64)
 
     def batch_test(self, X, n_boot: int = 2000) -> dict[str, Any]:
         """Is the batch ``X`` of m examples, *together*, from the training distribution? The
@@ -153,7 +160,7 @@ class GenerativeOutlierDetector(OutlierMixin, _Params):
         (share of null batches at least as atypical; 1/(n_boot+1) at the least), ``outlier`` (bool),
         ``m``. With m = 1 this is ``score="typicality"`` on one example, and far weaker than m = 5+.
         """
-        X = self._check_width(as_array(X))
+        X = self._check_width(X)
         if len(X) < 1 or n_boot < 100:
             raise ValueError(f"batch_test needs at least one example and n_boot >= 100, got {len(X)}, {n_boot}")
         nll_h = self._nll_heldout_
@@ -197,24 +204,28 @@ class GenerativeImputer(TransformerMixin, _Params):
         **config: trainer settings and the family's hyperparameters (see `genlab.Estimator`).
     """
 
-    _OWN = ("family", "n_draws", "statistic", "sweeps", "random_state", "data_kind", "levels")
     STATISTICS = ("auto", "mean", "median", "mode")
 
-    def __init__(self, family: str = "gmm", **params: Any):
+    def __init__(self, family: str = "gmm", *, n_draws: int = 5, statistic: str = "auto", sweeps: int | None = None,
+                 random_state: int = 0, data_kind: str = "auto", levels: int | None = None, **config: Any):
         self.family = family
-        self.n_draws = params.pop("n_draws", 5)
-        self.statistic = params.pop("statistic", "auto")
-        self.sweeps = params.pop("sweeps", None)
-        self.random_state = params.pop("random_state", 0)
-        self.data_kind = params.pop("data_kind", "auto")
-        self.levels = params.pop("levels", None)
-        self._store(params)
+        self.n_draws = n_draws
+        self.statistic = statistic
+        self.sweeps = sweeps
+        self.random_state = random_state
+        self.data_kind = data_kind
+        self.levels = levels
+        self._keep(config)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaN marks what to fill
+        return tags
 
     def fit(self, X, y=None) -> "GenerativeImputer":
         """Train on the rows of ``X: (n_samples, *shape)`` with no NaN."""
-        X = as_array(X).astype(np.float64)
-        if X.ndim < 2:
-            raise ValueError(f"X must have shape (n_samples, n_features), got {X.shape}")
+        X = np.asarray(check_X(self, X, reset=True, allow_nan=True), dtype=np.float64)
+        at_least_two(X, type(self).__name__)
         complete = ~np.isnan(X.reshape(len(X), -1)).any(1)
         if complete.sum() < 10:
             raise ValueError(f"GenerativeImputer trains on complete rows (no NaN) and needs at least 10; X has "
@@ -226,16 +237,16 @@ class GenerativeImputer(TransformerMixin, _Params):
                                                 "levels": spec.levels}).fit(Xc)
         from ..tasks.impute import method_for
         self.method_ = method_for(self.model_.model_)
-        self.input_shape_ = X.shape[1:]
-        self.n_features_in_ = int(np.prod(self.input_shape_))
         self.n_complete_rows_ = int(complete.sum())
         return self
 
     def sample_draws(self, X, n_draws: int | None = None) -> np.ndarray:
         """``n_draws`` completions of ``X``: (n_draws, n_samples, *shape); observed entries copied."""
+        return self._draws(self._check_width(X, allow_nan=True), n_draws)
+
+    def _draws(self, X: np.ndarray, n_draws: int | None = None) -> np.ndarray:
         from ..tasks.impute import impute
 
-        X = self._check_width(as_array(X).astype(np.float64))
         k = self.n_draws if n_draws is None else n_draws
         if k < 1:
             raise ValueError(f"n_draws must be >= 1, got {k}")
@@ -252,8 +263,8 @@ class GenerativeImputer(TransformerMixin, _Params):
         """``X`` with each NaN replaced by the ``statistic`` of its draws: (n_samples, *shape)."""
         if self.statistic not in self.STATISTICS:
             raise ValueError(f"statistic must be one of {self.STATISTICS}, got {self.statistic!r}")
-        X = as_array(X).astype(np.float64)
-        draws = self.sample_draws(X)
+        X = self._check_width(X, allow_nan=True)
+        draws = self._draws(X)
         stat = self.statistic
         if stat == "auto":
             stat = "mode" if self.model_.model_.spec.kind in (Kind.BINARY, Kind.CATEGORICAL) else "mean"

@@ -7,7 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..data.spec import Kind
 from ..protocol import Density, Estimate, GenerativeModel, NotSupported, Partition, takes_labels
+from .text import text_figures
 
 
 def mean_se(values: Tensor) -> Estimate:
@@ -60,6 +62,8 @@ def likelihood_figures(model: GenerativeModel, x: Tensor, y: Tensor | None = Non
     bound = model.density is Density.BOUND or model.pre.lower_bound
     out: dict[str, Any] = {"nll_nats": e.to_dict(), "bits_per_dim": bits_per_dim(e, model.spec.dim).to_dict(),
                            "nll_is": "upper bound" if bound else "exact"}
+    if model.spec.kind is Kind.TEXT:  # one dimension per character
+        out.update(text_figures(e, model.spec.dim))
     if takes_labels(model) and y is not None:
         out["nll_given_label_nats"] = nll(model, x, condition=y).to_dict()
     return out

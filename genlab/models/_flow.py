@@ -47,7 +47,7 @@ class FlowConfig:
     dequantization: Literal["uniform", "variational"] = field(default="uniform", metadata={
         "help": "discrete data: uniform (exact flow on uniformly dequantized data) | variational "
                 "(Flow++ learned q(u|x); log_prob is then a lower bound)"})
-    dequant_layers: int = field(default=4, metadata={"help": "coupling layers of the variational dequantizer q(u|x)"})
+    dequant_layers: int = field(default=4, metadata={"max": 100, "help": "coupling layers of the variational dequantizer q(u|x)"})
 
 
 class FlowBase(GenerativeModel, Latent, Bijective, Conditional):

@@ -72,8 +72,8 @@ class CycleGANConfig(AdversarialConfig):
     identity_weight: float = field(default=0.5, metadata={
         "help": "identity term weight, as a fraction of cycle_weight (paper: 0.5)"})
     base: int = field(default=32, metadata={"help": "channels of the U-Nets and critics at full resolution"})
-    depth: int = field(default=2, metadata={"help": "stride-2 levels of the U-Nets"})
-    critic_layers: int = field(default=2, metadata={"help": "stride-2 layers of the PatchGAN critics"})
+    depth: int = field(default=2, metadata={"max": 16, "help": "stride-2 levels of the U-Nets"})
+    critic_layers: int = field(default=2, metadata={"max": 16, "help": "stride-2 layers of the PatchGAN critics"})
 
 
 @register("cyclegan")

@@ -40,7 +40,7 @@ class DDPMConfig:
     # runs saved before `denoiser` existed predicted the noise: they rebuild as such
     added: ClassVar[dict[str, Any]] = {"denoiser": "eps"}
 
-    timesteps: int = field(default=1000, metadata={"help": "number of diffusion steps T"})
+    timesteps: int = field(default=1000, metadata={"max": 100_000, "help": "number of diffusion steps T"})
     # auto: cosine where predictions are clipped to the data's range (discrete data); linear otherwise,
     # since the cosine schedule's alpha_bar_T ~ 0 makes DDIM's first x0 prediction explode unclipped
     # (moons, DDIM 20 steps: sample std 41 against the data's 1.7)
@@ -67,7 +67,7 @@ class DDPMConfig:
     val_timesteps: int = field(default=16, metadata={
         "help": "timesteps of the Monte-Carlo bound used for validation / early stopping"})
     hidden: int = field(default=256, metadata={"help": "width of the time-conditioned MLP (vectors, small images)"})
-    depth: int = field(default=3, metadata={"help": "residual blocks of the MLP (vectors)"})
+    depth: int = field(default=3, metadata={"max": 100, "help": "residual blocks of the MLP (vectors)"})
     channels: int | None = field(default=None, metadata={
         "help": "U-Net channels at full resolution for images (none: the MLP for images of up to "
                 f"{MLP_MAX_DIM} entries, such as 8x8 digits, else a U-Net of 32)"})

@@ -66,7 +66,7 @@ _BOX = 3.0  # the chains' box before `setup` sees data: [-3, 3]^D of standardise
 @dataclass
 class EBMConfig:
     hidden: int = field(default=256, metadata={"help": "width of the energy MLP's hidden layers (conv head)"})
-    depth: int = field(default=2, metadata={"help": "hidden layers of the energy MLP"})
+    depth: int = field(default=2, metadata={"max": 100, "help": "hidden layers of the energy MLP"})
     channels: tuple[int, ...] = field(default=(), metadata={
         "help": "channels of the stride-2 convolutions of the energy net for images (empty: the MLP on "
                 "the flattened image, 3-4x faster per Langevin step on 8x8 digits)"})

@@ -147,7 +147,7 @@ class GANConfig(AdversarialConfig):
                 "dimension, at most 32)"})
     hidden: int | None = field(default=None, metadata={
         "help": "width of the hidden layers of G and D (none: 256 for images, 128 for vectors)"})
-    depth: int | None = field(default=None, metadata={
+    depth: int | None = field(default=None, metadata={"max": 100, 
         "help": "hidden layers of the MLPs, vector data (none: 3; images keep 2, unused by the conv nets)"})
 
 

@@ -1,30 +1,41 @@
 """Full-covariance Gaussian fitted by maximum likelihood in closed form.
 
 ``p(z) = N(z; mean, L L^T)`` in model space (standardized data), with ``L`` the Cholesky factor
-of the biased (MLE) sample covariance plus ``reg * I``. Because the preprocessing is affine for
+of the biased (MLE) sample covariance plus ``reg * I``; with no more examples than dimensions
+that covariance is singular, so it is first shrunk toward a multiple of I by the Ledoit-Wolf
+amount (``shrinkage``). Because the preprocessing is affine for
 continuous data, this is exactly the MLE Gaussian in data space too (up to ``reg``).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from ..taxonomy import BASELINE
+from ..objectives.shards import my_rows, total
 from ..protocol import register, Batch, Density, GaussianMixtureForm, GenerativeModel, Loss, Objective
 
 
 @dataclass
 class GaussianConfig:
-    reg: float = field(default=1e-6, metadata={
+    added: ClassVar[dict[str, Any]] = {"shrinkage": "off"}  # runs saved before shrinkage existed
+
+    reg: float = field(default=1e-6, metadata={"min": 0,
         "help": "added to the covariance diagonal (model space) so that it stays positive "
                 "definite, like scikit-learn's reg_covar"})
+    shrinkage: Literal["auto", "ledoit-wolf", "off"] = field(default="auto", metadata={
+        "help": "shrink the covariance toward a multiple of I by the Ledoit-Wolf amount: auto does "
+                "so when there are no more examples than dimensions (the sample covariance is then "
+                "singular and its likelihood of new data meaningless), ledoit-wolf always, off never"})
 
 
-def fit_gaussian(z: Tensor, reg: float) -> tuple[Tensor, Tensor]:
-    """MLE mean and Cholesky factor of the biased covariance (+ ``reg`` I).
+def fit_gaussian(z: Tensor, reg: float, shrinkage: str = "off") -> tuple[Tensor, Tensor]:
+    """MLE mean and Cholesky factor of the biased covariance (+ ``reg`` I); under
+    `genlab.objectives.shards.sharded`, of the rows of all processes together.
 
     Args:
         z: (n, D) examples.
@@ -33,11 +44,29 @@ def fit_gaussian(z: Tensor, reg: float) -> tuple[Tensor, Tensor]:
         mean (D,), scale_tril (D, D) lower triangular with ``L L^T = cov + reg I``.
     """
     z64 = z.to(torch.float64)  # covariance and Cholesky in float64: cheap, and stable in float32 models
-    mean = z64.mean(0)
+    n, sums = total(z64.new_tensor(float(len(z64))), z64.sum(0))
+    mean = sums / n
     d = z64 - mean
-    cov = d.T @ d / len(z64)
+    cov = total(d.T @ d)[0] / n
+    if shrinkage == "ledoit-wolf" or (shrinkage == "auto" and n <= z.shape[1]):
+        cov = ledoit_wolf(cov, total(d.square().sum(1).square().sum())[0], n)
     cov.diagonal().add_(reg)
     return mean.to(z.dtype), psd_cholesky(cov).to(z.dtype)
+
+
+def ledoit_wolf(cov: Tensor, sum_norm4: Tensor, n: Tensor | float) -> Tensor:
+    """``(1 - a) S + a mu I`` with ``mu = tr(S) / D`` and the Ledoit-Wolf (2004) shrinkage ``a``
+    (as scikit-learn's ``ledoit_wolf``), from the biased covariance ``S`` (D, D) of ``n`` centred
+    rows ``d_k`` and ``sum_norm4 = sum_k ||d_k||^4``."""
+    D = cov.shape[0]
+    mu = cov.diagonal().mean()
+    fro2 = cov.square().sum()
+    delta = (fro2 - D * mu**2) / D
+    beta = torch.minimum((sum_norm4 / n - fro2) / (D * n), delta)
+    a = (beta / delta).clamp(0, 1) if delta > 0 else cov.new_tensor(0.0)
+    out = (1 - a) * cov
+    out.diagonal().add_(a * mu)
+    return out
 
 
 def psd_cholesky(cov: Tensor, tries: int = 6) -> Tensor:
@@ -97,10 +126,11 @@ class Gaussian(GenerativeModel, GaussianMixtureForm):
     def _fit(self, batch: Batch) -> Loss:
         """Set mean and covariance to their MLE on ``batch.x`` (all training data); done."""
         z, logdet = self.pre(batch.x, batch.generator)
-        mean, tril = fit_gaussian(z.reshape(len(z), -1), self.config.reg)
+        n, z, logdet = len(z), my_rows(z), my_rows(logdet)  # this process's share (all rows alone)
+        mean, tril = fit_gaussian(z.reshape(len(z), -1), self.config.reg, self.config.shrinkage)
         self.mean.copy_(mean)
         self.scale_tril.copy_(tril)
-        nll = -(self._log_prob(z) + logdet).mean()
+        nll = -total((self._log_prob(z) + logdet).sum())[0] / n
         return Loss(nll, {"nll": nll.item()}, done=True)
 
     def mixture(self) -> tuple[Tensor, Tensor, Tensor]:

@@ -25,12 +25,12 @@ from ._flow import FlowBase, FlowConfig
 
 @dataclass
 class GlowConfig(FlowConfig):
-    scales: int = field(default=3, metadata={
+    scales: int = field(default=3, metadata={"max": 16, 
         "help": "multi-scale levels (squeeze-split stages) for images (fewer if the sides cannot be halved that often)"})
-    steps: int = field(default=8, metadata={"help": "flow steps (actnorm, mixing, coupling) per level"})
+    steps: int = field(default=8, metadata={"max": 1_000, "help": "flow steps (actnorm, mixing, coupling) per level"})
     hidden: int = field(default=128, metadata={
         "help": "conditioner width: MLP units for vectors, conv channels (hidden // 4) for images"})
-    depth: int = field(default=2, metadata={"help": "hidden layers per MLP / residual blocks per conv net"})
+    depth: int = field(default=2, metadata={"max": 100, "help": "hidden layers per MLP / residual blocks per conv net"})
     mixing: Literal["lu", "reverse", "shuffle"] = field(default="lu", metadata={
         "help": "lu (invertible 1x1 conv / dense linear, LU-parametrised) | reverse | shuffle (fixed permutations)"})
     scale_bound: float = field(default=2.0, metadata={"help": "coupling log-scales are bound * tanh(raw / bound)"})

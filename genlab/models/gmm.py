@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..taxonomy import BASELINE
 from ..protocol import register, Batch, Density, GaussianMixtureForm, GenerativeModel, Loss, Objective
+from ..objectives.shards import my_rows, total
 from .gaussian import psd_cholesky
 
 _CHUNK = 1 << 23  # elements of the (rows, K, D) temporaries: keeps memory near 64 MB in float64
@@ -22,7 +23,7 @@ _CHUNK = 1 << 23  # elements of the (rows, K, D) temporaries: keeps memory near 
 
 @dataclass
 class GMMConfig:
-    n_components: int = field(default=5, metadata={"help": "number of mixture components"})
+    n_components: int = field(default=5, metadata={"max": 100_000, "help": "number of mixture components"})
     reg: float = field(default=1e-6, metadata={
         "help": "added to each covariance diagonal (model space), like scikit-learn's reg_covar"})
     tol: float = field(default=1e-4, metadata={
@@ -55,17 +56,22 @@ def component_log_prob(z: Tensor, means: Tensor, scale_tril: Tensor) -> Tensor:
 def m_step(z: Tensor, resp: Tensor, reg: float) -> tuple[Tensor, Tensor, Tensor]:
     """Maximum-likelihood weights, means and covariance Cholesky factors given responsibilities.
 
+    Under `genlab.objectives.shards.sharded` the rows are this process's share and the sums
+    run over all processes.
+
     Args:
         z: (n, D) examples; resp: (n, K) responsibilities (rows sum to 1); reg: diagonal jitter.
     Returns:
         weights (K,), means (K, D), scale_tril (K, D, D).
     """
-    nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps  # as scikit-learn: no empty component
-    means = resp.T @ z / nk[:, None]
+    nk, sums = total(resp.sum(0), resp.T @ z)
+    nk = nk + 10 * torch.finfo(resp.dtype).eps  # as scikit-learn: no empty component
+    means = sums / nk[:, None]
     cov = torch.empty(len(nk), z.shape[1], z.shape[1], dtype=z.dtype, device=z.device)
     for k in range(len(nk)):  # centred per component: avoids an (n, K, D) temporary
         d = z - means[k]
-        cov[k] = (resp[:, k, None] * d).T @ d / nk[k]
+        cov[k] = (resp[:, k, None] * d).T @ d
+    cov = total(cov)[0] / nk[:, None, None]
     cov.diagonal(dim1=1, dim2=2).add_(reg)
     return nk / nk.sum(), means, psd_cholesky(cov)
 
@@ -145,15 +151,16 @@ class GMM(GenerativeModel, GaussianMixtureForm):
         climbs one fixed likelihood (fresh noise per epoch makes the tol test meaningless).
         """
         g = torch.Generator(device=batch.x.device).manual_seed(self.config.init_seed)
-        z, logdet = self.pre(batch.x, g)
-        z = z.reshape(len(z), -1)
+        z, logdet = self.pre(batch.x, g)  # all rows, then this process's share: the same noise as alone
+        n, z, logdet = len(z), my_rows(z.reshape(len(z), -1)), my_rows(logdet)
         joint = component_log_prob(z, self.means, self.scale_tril) + self.weights.log()
         ll = torch.logsumexp(joint, 1)  # (n,) log p(z_n) under the current parameters
         self._set(*m_step(z, (joint - ll[:, None]).exp(), self.config.reg))
-        mean_ll = ll.mean().item()
+        sum_ll, sum_lp = total(ll.sum(), (ll + logdet).sum())
+        mean_ll = (sum_ll / n).item()
         gain = mean_ll - float(self.last_ll)
         self.last_ll.fill_(mean_ll)
-        nll = -(ll + logdet).mean()
+        nll = -sum_lp / n
         logs = {"nll": nll.item()} | ({"gain": gain} if math.isfinite(gain) else {})
         return Loss(nll, logs, done=gain < self.config.tol)
 

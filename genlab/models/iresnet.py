@@ -37,9 +37,9 @@ EXACT_MAX_DIM = 4  # full Jacobians up to this dimension (D backward passes per 
 
 @dataclass
 class IResNetConfig:
-    n_blocks: int = field(default=8, metadata={"help": "number of invertible residual blocks"})
+    n_blocks: int = field(default=8, metadata={"max": 1_000, "help": "number of invertible residual blocks"})
     hidden: int = field(default=128, metadata={"help": "hidden width of each residual MLP g"})
-    depth: int = field(default=2, metadata={"help": "hidden layers of each residual MLP g"})
+    depth: int = field(default=2, metadata={"max": 100, "help": "hidden layers of each residual MLP g"})
     coeff: float = field(default=0.9, metadata={
         "help": "spectral bound c < 1 of every layer: W / max(1, sigma(W)/c), so Lip(g) < 1"})
     power_iters: int = field(default=1, metadata={

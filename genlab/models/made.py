@@ -33,12 +33,12 @@ from ._autoregressive import check_temperature, input_features, make_head, make_
 @dataclass
 class MADEConfig:
     hidden: int = field(default=512, metadata={"help": "width of each masked hidden layer"})
-    depth: int = field(default=2, metadata={"help": "number of masked hidden layers"})
-    n_orders: int = field(default=8, metadata={
+    depth: int = field(default=2, metadata={"max": 100, "help": "number of masked hidden layers"})
+    n_orders: int = field(default=8, metadata={"max": 1_000,
         "help": "orderings / mask sets for order-agnostic training; log_prob is their ensemble (8 by default: "
                 "the ensemble generalizes and samples better than one ordering on small data, see "
                 "bench/README 'defaults'; compress codes with ordering 0)"})
-    components: int = field(default=10, metadata={
+    components: int = field(default=10, metadata={"max": 1_000,
         "help": "mixture components per entry: Gaussians (continuous data) or discretized "
                 "logistics (output=logistic_mixture)"})
     output: Literal["auto", "softmax", "logistic_mixture"] = field(default="auto", metadata={

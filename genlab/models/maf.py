@@ -21,9 +21,9 @@ from ._flow import FlowBase, FlowConfig
 
 @dataclass
 class MAFConfig(FlowConfig):
-    n_layers: int = field(default=5, metadata={"help": "number of MADE affine layers (order reversed between them)"})
+    n_layers: int = field(default=5, metadata={"max": 1_000, "help": "number of MADE affine layers (order reversed between them)"})
     hidden: int = field(default=128, metadata={"help": "hidden units per MADE layer"})
-    depth: int = field(default=2, metadata={"help": "hidden layers per MADE (>= 1)"})
+    depth: int = field(default=2, metadata={"max": 100, "help": "hidden layers per MADE (>= 1)"})
     scale_bound: float = field(default=3.0, metadata={"help": "log-scales are bound * tanh(raw / bound)"})
 
 

@@ -34,9 +34,9 @@ from ._flow import FlowBase, FlowConfig
 class NSFConfig(FlowConfig):
     transform: Literal["coupling", "autoregressive"] = field(default="coupling", metadata={
         "help": "coupling (fast sampling) | autoregressive (MADE conditioner, sequential sampling)"})
-    n_layers: int = field(default=6, metadata={"help": "number of spline layers"})
+    n_layers: int = field(default=6, metadata={"max": 1_000, "help": "number of spline layers"})
     hidden: int = field(default=128, metadata={"help": "hidden units of each conditioner"})
-    depth: int = field(default=2, metadata={"help": "hidden layers of each conditioner (>= 1)"})
+    depth: int = field(default=2, metadata={"max": 100, "help": "hidden layers of each conditioner (>= 1)"})
     bins: int = field(default=8, metadata={"help": "K, rational-quadratic segments per spline"})
     tail_bound: float = field(default=3.0, metadata={
         "help": "B: splines act on [-B, B] (model space is standardized), identity outside"})

@@ -46,8 +46,8 @@ class Pix2PixConfig(AdversarialConfig):
     factor: int = field(default=4, metadata={"help": "lowres: block size of the low-resolution input"})
     l1_weight: float = field(default=100.0, metadata={"help": "weight lambda of the L1 term (paper: 100)"})
     base: int = field(default=32, metadata={"help": "channels of the U-Net and critic at full resolution"})
-    depth: int = field(default=2, metadata={"help": "stride-2 levels of the U-Net"})
-    critic_layers: int = field(default=2, metadata={"help": "stride-2 layers of the PatchGAN critic"})
+    depth: int = field(default=2, metadata={"max": 16, "help": "stride-2 levels of the U-Net"})
+    critic_layers: int = field(default=2, metadata={"max": 16, "help": "stride-2 layers of the PatchGAN critic"})
     stored_images: int = field(default=256, metadata={
         "help": "held-out target images kept in the model: sample() translates their inputs"})
 

@@ -29,7 +29,7 @@ from ._autoregressive import check_temperature, input_features, make_head, make_
 @dataclass
 class PixelCNNConfig:
     channels: int = field(default=32, metadata={"help": "hidden channels of the gated stacks"})
-    n_layers: int = field(default=5, metadata={"help": "gated layers"})
+    n_layers: int = field(default=5, metadata={"max": 1_000, "help": "gated layers"})
     kernel: int = field(default=3, metadata={"help": "odd kernel width of the stacks (3, 5, ...)"})
     output: Literal["softmax", "logistic_mixture"] = field(default="softmax", metadata={
         "help": "per-pixel conditional: softmax (over the levels) | logistic_mixture"})

@@ -29,10 +29,10 @@ from ._flow import FlowBase, FlowConfig
 
 @dataclass
 class RealNVPConfig(FlowConfig):
-    n_layers: int = field(default=12, metadata={"help": "number of affine coupling layers"})
+    n_layers: int = field(default=12, metadata={"max": 1_000, "help": "number of affine coupling layers"})
     hidden: int = field(default=128, metadata={
         "help": "hidden width of each coupling MLP (conv nets use hidden // 4 channels)"})
-    depth: int = field(default=2, metadata={
+    depth: int = field(default=2, metadata={"max": 100, 
         "help": "hidden layers per coupling MLP (residual blocks per coupling conv net)"})
     # mlp, not auto, is the default: on digits the conv couplings took ~50x longer per step than the
     # MLP ones (bench/README.md); saved runs that say auto keep their conv couplings on images

@@ -26,7 +26,7 @@ from ._autoregressive import check_temperature, make_head, make_preprocess
 @dataclass
 class TransformerConfig:
     d_model: int = field(default=128, metadata={"help": "width of the residual stream"})
-    n_layers: int = field(default=4, metadata={"help": "number of transformer blocks"})
+    n_layers: int = field(default=4, metadata={"max": 1_000, "help": "number of transformer blocks"})
     n_heads: int = field(default=4, metadata={"help": "attention heads per block (must divide d_model)"})
     mlp_ratio: int = field(default=4, metadata={"help": "hidden width of each MLP = mlp_ratio * d_model"})
     dropout: float = field(default=0.0, metadata={"help": "dropout on attention and MLP outputs (training)"})

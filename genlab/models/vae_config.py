@@ -23,7 +23,7 @@ class VAEConfig:
         "data under net=default, else 16)"))
     hidden: int | None = field(default=None, metadata=_h(
         "width of the encoder / decoder hidden layers (none: 512 for binary data under net=default, else 256)"))
-    depth: int | None = field(default=None, metadata=_h(
+    depth: int | None = field(default=None, metadata={"max": 100} | _h(
         "hidden layers of an MLP encoder / decoder (none: 1 for binary data under net=default, else 2)"))
     activation: Literal["silu", "relu", "elu", "tanh"] = field(default="silu", metadata=_h(
         "activation of the encoder and decoder: silu | relu | elu | tanh"))

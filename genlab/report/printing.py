@@ -6,7 +6,7 @@ from typing import Any, TextIO
 
 # how the printer names a metric key and the unit it appends; keys not listed print as they are
 _NAMES = {"classifier_fid": "classifier-FID"}
-_UNITS = {"nll_nats": " nats", "bits_per_dim": " bits/dim", "sampling_speed": " samples/s"}
+_UNITS = {"nll_nats": " nats", "bits_per_dim": " bits/dim", "bits_per_char": " bits/char", "sampling_speed": " samples/s"}
 
 
 def _se(d: dict[str, Any]) -> float:

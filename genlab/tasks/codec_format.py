@@ -6,7 +6,10 @@ Layout (all integers little-endian)::
     u8                     format version (1)
     u32                    length H of the header
     H bytes                header: UTF-8 JSON (family, model fingerprint, data shape, method, ...)
+    16 bytes               (version 2) the first 128 bits of the header's SHA-256
     4 * W bytes            the entropy coder's W uint32 words
+
+Version 1 files (no header digest) are still read; their header fields are checked one by one.
 
 The header carries SHA-256 digests, cut to their first 128 bits (32 hex digits: ample against
 accidents, and the header stays small), of the words (corruption and truncation), of the model's
@@ -23,7 +26,8 @@ import numpy as np
 import torch
 
 MAGIC = b"GLZC"
-VERSION = 1
+VERSION = 2
+_READS = (1, 2)
 _PREFIX = struct.Struct("<4sBI")
 DIGITS = 32  # hex digits kept of each SHA-256
 
@@ -49,7 +53,7 @@ def pack(header: dict, words: np.ndarray) -> bytes:
     payload = np.ascontiguousarray(words, dtype="<u4").tobytes()
     header = {**header, "words": len(payload) // 4, "payload_sha256": hashlib.sha256(payload).hexdigest()[:DIGITS]}
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    return _PREFIX.pack(MAGIC, VERSION, len(head)) + head + payload
+    return _PREFIX.pack(MAGIC, VERSION, len(head)) + head + hashlib.sha256(head).digest()[:16] + payload
 
 
 def unpack(data: bytes) -> tuple[dict, np.ndarray]:
@@ -61,19 +65,30 @@ def unpack(data: bytes) -> tuple[dict, np.ndarray]:
         raise ValueError("not a genlab compressed file (the magic bytes 'GLZC' are missing); pass a file "
                          "written by `genlab compress` / genlab.tasks.compress.compress")
     _, version, n = _PREFIX.unpack_from(data)
-    if version != VERSION:
-        raise ValueError(f"compressed file has format version {version}; this genlab reads version {VERSION}: "
-                         "decompress it with the genlab version that wrote it")
-    if len(data) < _PREFIX.size + n:
+    if version not in _READS:
+        raise ValueError(f"compressed file has format version {version}; this genlab reads versions "
+                         f"{', '.join(map(str, _READS))}: the file is damaged, or decompress it with the "
+                         "genlab version that wrote it")
+    end = _PREFIX.size + n + (16 if version >= 2 else 0)
+    if len(data) < end:
         raise ValueError("compressed file is truncated inside its header; the file is incomplete, copy it again")
+    head = data[_PREFIX.size:_PREFIX.size + n]
+    if version >= 2 and hashlib.sha256(head).digest()[:16] != data[end - 16:end]:
+        raise ValueError("compressed file has a damaged header (its SHA-256 does not match); the file was "
+                         "changed after compression, copy it again")
     try:
-        header = json.loads(data[_PREFIX.size:_PREFIX.size + n].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        header = json.loads(head.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"compressed file has a corrupted header ({e}); the file is damaged, copy it again") from None
-    payload = data[_PREFIX.size + n:]
+    payload = data[end:]
     types = {"family": str, "model_sha256": str, "method": str, "n": int, "event_shape": list,
              "data_sha256": str, "words": int, "payload_sha256": str}
-    bad = [k for k, t in types.items() if not isinstance(header, dict) or not isinstance(header.get(k), t)]
+    bad = [k for k, t in types.items() if not isinstance(header, dict) or not isinstance(header.get(k), t)
+           or isinstance(header.get(k), bool)]
+    if not bad:
+        bad = [k for k in ("n", "words") if header[k] < 0] + (
+            [] if all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in header["event_shape"])
+            else ["event_shape"])
     if bad:
         raise ValueError(f"compressed file has a corrupted header (missing or wrong {', '.join(bad)}); "
                          "the file is damaged, copy it again")

@@ -49,6 +49,7 @@ import torch
 from torch import Tensor
 
 from ..data.preprocess import Standardize
+from ..data.validate import check_memory
 from ..protocol import (Density, DiscreteChainRule, GaussianMixtureForm, GenerativeModel, LatentVariable,
                         NotSupported)
 from . import bitsback
@@ -191,8 +192,31 @@ def _chain_decode(order: list[int], step: Step, words: np.ndarray, n: int, D: in
 
 
 # -- public API -------------------------------------------------------------------------------------
+def _exact_levels(x: Tensor | np.ndarray) -> None:
+    """Refuse float input that is not exactly integral, or a negative zero: the decoder returns
+    integer levels, so such a value would not come back as it went in (3.0000001 as 3, -0.0 as 0)."""
+    if isinstance(x, Tensor):
+        if not x.is_floating_point():
+            return
+        a = x.detach().cpu().double().numpy()
+    elif isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        a = x.astype(np.float64)
+    else:
+        return
+    bad = np.isfinite(a) & ((a != np.round(a)) | ((a == 0) & np.signbit(a)))
+    if bad.any():
+        where = np.unravel_index(int(np.argmax(bad)), a.shape)
+        v = a[where]
+        what = "a negative zero (-0.0)" if v == 0 else f"{v!r}, not a whole number"
+        raise ValueError(f"compress codes integer levels exactly, but x holds {what} at index "
+                         f"{tuple(int(i) for i in where)} ({int(bad.sum())} such value(s)); decompress would "
+                         f"return a different number. Round the data first (np.rint, and + 0.0 for -0.0) if "
+                         f"that is what you mean, or pass integers")
+
+
 def _symbols(model: GenerativeModel, x: Tensor | np.ndarray) -> np.ndarray:
     method_for(model)
+    _exact_levels(x)
     xt = model.check_input(x)  # shape and levels 0..L-1, or a clear ValueError
     return xt.reshape(len(xt), -1).cpu().numpy().astype(np.int64)
 
@@ -239,13 +263,18 @@ def decompress(model: GenerativeModel, data: bytes) -> Tensor:
     n, shape = int(header["n"]), tuple(header["event_shape"])
     if shape != tuple(model.spec.event_shape):
         raise ValueError(f"file holds examples of shape {shape}, the model's are {tuple(model.spec.event_shape)}")
+    check_memory(n * model.spec.dim, 8, f"the file's {n:,} examples")  # before allocating what it claims
     with _coding(model):
-        if header.get("method") == "chain":
-            sym = _chain_decode(*_chain_steps(model), words, n, model.spec.dim)
-        elif header.get("method") == "bits-back":
-            sym = bitsback.decode(model, words, n, header)
-        else:
-            raise ValueError(f"unknown coding method {header['method']!r} in the file's header")
+        try:
+            if header.get("method") == "chain":
+                sym = _chain_decode(*_chain_steps(model), words, n, model.spec.dim)
+            elif header.get("method") == "bits-back":
+                sym = bitsback.decode(model, words, n, header)
+            else:
+                raise ValueError(f"unknown coding method {header['method']!r} in the file's header")
+        except (KeyError, TypeError, IndexError, OverflowError) as e:  # fields of a damaged version-1 header
+            raise ValueError(f"compressed file has a damaged header ({type(e).__name__}: {e}); the file is "
+                             "damaged, copy it again") from None
     if data_digest(sym) != header["data_sha256"]:
         raise ValueError("decoded data fail the file's checksum: the model computed other floats than at "
                          f"compression (compressed with torch {header.get('torch')} on {header.get('machine')}); "

@@ -6,7 +6,7 @@ from pathlib import Path
 from torch import Tensor
 
 from ..data import Splits, load_dataset
-from ..io import load, read_json
+from ..io import load, read_config
 from ..protocol import GenerativeModel
 from ..runs import load_splits
 
@@ -14,7 +14,7 @@ from ..runs import load_splits
 def run_model_and_splits(run_dir: str | Path) -> tuple[GenerativeModel, Splits | None]:
     """The trained model of ``run_dir`` and the splits it was trained on (None if unknown)."""
     model = load(run_dir)
-    data = read_json(Path(run_dir) / "config.json").get("data")
+    data = read_config(run_dir).get("data")
     return model, (load_splits(data) if data and data.get("name") else None)
 
 

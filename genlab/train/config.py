@@ -25,35 +25,35 @@ from .. import settings
 class TrainConfig:
     """Settings of the trainer (the model's own hyperparameters are in its Config)."""
 
-    epochs: int | None = field(default=None, metadata={
+    epochs: int | None = field(default=None, metadata={"min": 1,
         "help": "passes over the training data (default: the family's default_epochs)"})
-    batch_size: int = field(default=256, metadata={"help": "examples per step (per process under torchrun)"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate (an objective may set its own)"})
+    batch_size: int = field(default=256, metadata={"min": 1, "help": "examples per step (per process under torchrun)"})
+    lr: float = field(default=1e-3, metadata={"above": 0, "help": "Adam learning rate (an objective may set its own)"})
     lr_schedule: Literal["constant", "cosine"] = field(default="constant", metadata={
         "help": "learning-rate schedule: constant, or cosine (decays to 0 over all steps)"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (0: plain Adam)"})
-    grad_clip: float | None = field(default=10.0, metadata={
-        "help": "largest gradient norm of each objective; larger ones are scaled down (none: no clipping)"})
-    ema: float | None = field(default=None, metadata={
+    weight_decay: float = field(default=0.0, metadata={"min": 0, "help": "AdamW weight decay (0: plain Adam)"})
+    grad_clip: float | None = field(default=10.0, metadata={"min": 0, "range_why": "0 or none: no clipping",
+        "help": "largest gradient norm of each objective; larger ones are scaled down (0 or none: no clipping)"})
+    ema: float | None = field(default=None, metadata={"min": 0, "max": 1,
         "help": "decay of the moving average of weights used for validation and the saved model, "
                 "e.g. 0.999 (none: off)"})
-    patience: int | None = field(default=10, metadata={
+    patience: int | None = field(default=10, metadata={"min": 1,
         "help": "stop after this many epochs without a better validation loss (none: never stop early)"})
-    checkpoint_every: int = field(default=500, metadata={"help": "steps between checkpoints (one is also written every epoch)"})
-    log_every: int = field(default=10, metadata={"help": "steps between records in metrics.jsonl"})
+    checkpoint_every: int = field(default=500, metadata={"min": 1, "help": "steps between checkpoints (one is also written every epoch)"})
+    log_every: int = field(default=10, metadata={"min": 1, "help": "steps between records in metrics.jsonl"})
     seed: int = field(default=0, metadata={"help": "seed of the initial weights, the data order and every random draw"})
     device: str = field(default="auto", metadata={
         "help": "where to train: auto (CUDA when available), cpu, cuda or cuda:N"})
-    max_minutes: float | None = field(default=None, metadata={
+    max_minutes: float | None = field(default=None, metadata={"min": 0,
         "help": "wall-clock budget in minutes; training stops with a checkpoint when it runs out (none: no budget)"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar (only on a terminal)"})
+    progress: bool = field(default=True, metadata={"help": "show progress: a bar on a terminal, a line every 10 s otherwise"})
     compile: bool = field(default=False, metadata={
         "help": "torch.compile each gradient objective's loss (forward + backward): faster steps "
                 "after a first compilation that takes minutes on CPU (measured: bench/README.md, Speed)"})
     amp: Literal["off", "bf16", "fp16"] = field(default="off", metadata={
         "help": "automatic mixed precision: off, bf16 or fp16 (fp16 adds loss scaling; CUDA only). bf16 also "
                 "runs on CPUs with native bf16 matmuls (AVX512-BF16 / AMX), ignored with a warning elsewhere"})
-    threads: int | None = field(default=None, metadata={
+    threads: int | None = field(default=None, metadata={"min": 1,
         "help": "torch threads while fit runs (none: torch's default, one per core); 1 suits small models on "
                 "few cores, where a second thread costs more in synchronisation than it computes"})
 

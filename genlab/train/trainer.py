@@ -19,13 +19,15 @@ from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..protocol import Batch, GenerativeModel, Loss, Objective
+from .. import rundir
 from . import checkpoint
 from . import distributed as D
 from .config import TrainConfig
 from .ema import EMA
+from .progress import Progress
+from .signals import Deferred, deferred_signals
 from .stop import StopReason
 
 
@@ -95,8 +97,9 @@ class Trainer:
         # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
         # compiled only where gradients flow: closed-form / EM objectives update in place, once per epoch
-        self.loss_fns = [torch.compile(o.loss) if self.config.compile and opt is not None else o.loss
-                         for o, opt in zip(self.objectives, self.optimizers)]
+        self.loss_fns = D.wrap_objectives(self.objectives, [
+            torch.compile(o.loss) if self.config.compile and opt is not None else o.loss
+            for o, opt in zip(self.objectives, self.optimizers)], self.device, self.world)
         self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 7919 * self.rank)
         self.ema = EMA(model, self.config.ema) if self.config.ema else None
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -110,6 +113,9 @@ class Trainer:
         self.stop_reason = ""  # the same, in words for people (config.json, the command line)
         self.last_checkpoint_step: int | None = None
         self.best_state: dict[str, Tensor] | None = None
+        self.stop_state: dict[str, Tensor] | None = None  # a time-budget stop's model, when best
+        self.model_from_stop = False  # model.safetensors holds that model, not the best epoch's
+        self.generation: int | None = None  # of the run directory, last committed or read
         if self.config.batch_size < 1 or self.epochs < 1 or self.config.checkpoint_every < 1:
             raise ValueError("batch_size, epochs and checkpoint_every must be >= 1")
         if self.config.threads is not None and self.config.threads < 1:
@@ -132,20 +138,34 @@ class Trainer:
         if x_val is not None:
             x_val = self.model.check_input(x_val).to(self.device)
             y_val = y_val.to(self.device) if y_val is not None else None
-        if resume:
-            checkpoint.load(self)
-            self.prepared = True
-            D.broadcast_module(self.model, self.world)
-        else:
-            self._prepare(x, y, x_val)
-            checkpoint.truncate_metrics(self, 0)
-        if self.finished:
+        writes = self.out is not None and self.rank == 0
+        with rundir.lock(self.out) if writes else contextlib.nullcontext(), deferred_signals() as signals:
+            if writes:
+                rundir.recover(self.out)  # what a killed writer left: finish its commit or drop it
+            if resume:
+                checkpoint.load(self)
+                self.prepared = True
+                D.broadcast_module(self.model, self.world)
+            else:
+                if writes and ((self.out / rundir.MANIFEST).exists() or (self.out / "config.json").exists()):
+                    raise ValueError(f"{self.out} already holds a run; resume it (fit(..., resume=True), "
+                                     "`genlab resume`) or choose another out=")
+                self._prepare(x, y, x_val)
+                checkpoint.truncate_metrics(self, 0)
+                checkpoint.save(self, with_model=True)  # generation 1: a kill from here on is resumable
+            if not self.finished:
+                self._loop(x, y, x_val, y_val, signals)
+            D.barrier(self.world)  # rank 0's last files are written before any rank reads the best weights
             return self._finish()
-        self.t0, self.seen = time.perf_counter(), 0
+
+    def _loop(self, x: Tensor, y: Tensor | None, x_val: Tensor | None, y_val: Tensor | None,
+              signals: Deferred) -> None:
+        self.t0, self.seen, self.stop_state = time.perf_counter(), 0, None
         n_batches = 1 if self.full_batch else max(1, math.ceil(len(x) // self.world / self.config.batch_size))
         self.total_steps = self.epochs * n_batches
-        bar = tqdm(total=self.total_steps, initial=self.step, desc=self.model.name, unit="step",
-                   disable=not (self.config.progress and self.rank == 0 and sys.stderr.isatty()))
+        bar = Progress(total=self.total_steps, initial=self.step, desc=self.model.name, unit="step",
+                       budget_s=None if self.config.max_minutes is None else 60 * self.config.max_minutes,
+                       enabled=self.config.progress and self.rank == 0)
         try:
             while self.epoch < self.epochs and not self.finished:
                 order = self._epoch_order(len(x))
@@ -160,27 +180,24 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.startswith("loss")}
                                     | {"ex/s": f"{record['examples_per_s']:.0f}"})
+                    if signals.received is not None and not self.finished:  # between steps: exact
+                        self.stopped, self.stop_reason = StopReason.INTERRUPTED, f"interrupted ({signals.name})"
+                        checkpoint.save(self)
+                        raise KeyboardInterrupt
                     if self.step % self.config.checkpoint_every == 0:
                         checkpoint.save(self)
-                    if record.get("done") or self._out_of_time():
+                    if record.get("done") or self.finished or self._out_of_time():
                         break
                 if self.stopped is StopReason.TIME_BUDGET:
-                    self._end_of_epoch(x_val, y_val)  # validate and keep the model reached so far
+                    self._budget_stop(x_val, y_val)
                     break
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                self._end_of_epoch(x_val, y_val)
-                if self.finished:
-                    break
-            if self.epoch >= self.epochs and not self.finished:
-                self._stop(StopReason.EPOCHS, f"{self.epochs} epochs")
-            checkpoint.save(self)
-        except KeyboardInterrupt:
-            self.stopped, self.stop_reason = StopReason.INTERRUPTED, StopReason.INTERRUPTED.value  # not finished
-            checkpoint.save(self)
-            raise
+                improved = self._end_of_epoch(x_val, y_val)
+                if self.epoch >= self.epochs and not self.finished:
+                    self._stop(StopReason.EPOCHS, f"{self.epochs} epochs")
+                checkpoint.save(self, with_model=improved)  # one per epoch, with the model when it improved
         finally:
             bar.close()
-        return self._finish()
 
     def prepare(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None) -> None:
         """Fit the model's preprocessing and data-dependent initialisation to the training data
@@ -226,7 +243,6 @@ class Trainer:
                     g["lr"] = g["initial_lr"] * lr_factor
                 opt.zero_grad(set_to_none=True)
                 (self.scaler.scale(loss.value) if self.scaler else loss.value).backward()
-                D.average_gradients(obj.parameters, self.world)
                 if self.scaler:
                     self.scaler.unscale_(opt)  # clip the true gradients
                 if self.config.grad_clip:  # foreach: one norm kernel over all tensors, not one per tensor
@@ -254,14 +270,20 @@ class Trainer:
             cb(self, record)
         return record
 
-    def _end_of_epoch(self, x_val: Tensor | None, y_val: Tensor | None) -> None:
-        val = None
-        if x_val is not None:
-            with self.ema_weights():
-                self.model.eval()
-                val = self.model.val_loss(x_val, y_val)
-            if val is not None and not math.isfinite(val):
-                raise self._diverged(f"the validation loss is {val}")
+    def _validate(self, x_val: Tensor | None, y_val: Tensor | None) -> float | None:
+        if x_val is None:
+            return None
+        with self.ema_weights():
+            self.model.eval()
+            val = self.model.val_loss(x_val, y_val)
+        if val is not None and not math.isfinite(val):
+            raise self._diverged(f"the validation loss is {val}")
+        return val
+
+    def _end_of_epoch(self, x_val: Tensor | None, y_val: Tensor | None) -> bool:
+        """Validate, keep the best weights, count epochs without gain; returns whether the model
+        is to be saved (it improved, or there is no validation figure: keep the latest)."""
+        val = self._validate(x_val, y_val)
         improved = val is not None and (self.best_val is None or val < self.best_val)
         if improved:
             self.best_val, self.bad_epochs = val, 0
@@ -270,10 +292,26 @@ class Trainer:
         elif val is not None:
             self.bad_epochs += 1
         checkpoint.log(self, {"epoch": self.epoch, "step": self.step, "val_loss": val, "best_val_loss": self.best_val})
-        if improved or val is None:  # keep the best model (or the latest, without a validation figure)
-            checkpoint.save_model(self)
         if self.config.patience is not None and self.bad_epochs >= self.config.patience:
             self._stop(StopReason.EARLY_STOPPING, f"early stopping ({self.bad_epochs} epochs without gain)")
+        if improved or val is None:
+            self.model_from_stop = False
+        return improved or val is None
+
+    def _budget_stop(self, x_val: Tensor | None, y_val: Tensor | None) -> None:
+        """The time budget ran out inside an epoch: keep the model reached so far when it is the
+        best, and checkpoint. The epoch's bookkeeping (best, epochs without gain) is left as it
+        was, so a resumed run goes on exactly as an uninterrupted one would; a resumed run that
+        finishes puts its best epoch back in model.safetensors (`_finish`)."""
+        val = self._validate(x_val, y_val)
+        better = val is None or self.best_val is None or val < self.best_val
+        checkpoint.log(self, {"epoch": self.epoch, "step": self.step, "val_loss": val,
+                              "best_val_loss": self.best_val, "stop": "time budget"})
+        if better:
+            with self.ema_weights():
+                self.stop_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.model_from_stop = True
+        checkpoint.save(self, with_model=better)
 
     def request_stop(self, why: str) -> None:
         """End training after the current step (for a callback); ``why`` is recorded as the reason."""
@@ -339,8 +377,13 @@ class Trainer:
                 raise self._diverged(f"parameter {name} holds NaN/Inf")
 
     def _finish(self) -> GenerativeModel:
-        """Load the best (or EMA) weights into the model and return it."""
-        best = checkpoint.best_weights(self)
+        """Load the weights the run hands back (the model reached when a time budget stopped it
+        at its best, else the best validated, else the EMA) and return the model. A finished run
+        whose model.safetensors still holds a budget stop's model gets its best epoch's back."""
+        best = self.stop_state if self.stop_state is not None else checkpoint.best_weights(self)
         if best is not None:
             self.model.load_state_dict(best)
+        if self.finished and self.model_from_stop and self.best_state is not None:
+            self.model_from_stop = False
+            checkpoint.save_model(self, ema=False)
         return self.model.eval()
