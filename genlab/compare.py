@@ -16,6 +16,7 @@ results do not depend on ``jobs``, since every family has its own seeded run.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -131,8 +132,6 @@ def _run_family(job: _Job) -> tuple[dict[str, Any], str]:
     fam, cls = job.family, get_family(job.family)
     row: dict[str, Any] = {"family": fam, "taxonomy": cls.taxonomy, "training_words": cls.training}
     run_dir = job.out / "runs" / fam
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # compare rewrites its own run folders
     _say(job, f"training (budget {job.minutes:g} min)")
     try:
         t0 = time.perf_counter()
@@ -165,10 +164,25 @@ def _run_family(job: _Job) -> tuple[dict[str, Any], str]:
     return row, family_section(fam, ev, figs)
 
 
+def _claim(out: Path, overwrite: bool) -> None:
+    """Make ``out`` an empty comparison folder, refusing to replace one unless ``overwrite``."""
+    old = [out / n for n in ("results.json", "report.html", "runs") if (out / n).exists()]
+    if old and not overwrite:
+        what = ""
+        if (out / "results.json").is_file():
+            with contextlib.suppress(ValueError, OSError):
+                r = io.read_json(out / "results.json")
+                what = f" (data {r.get('data')!r}, {len(r.get('families', []))} families)"
+        raise ValueError(f"{out} already holds a comparison{what}; pass --overwrite to replace it, "
+                         "or write this one elsewhere with --out DIR")
+    for p in old:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 def compare(data: str, families: list[str] | str = "rows", budget_minutes: float | None = None, *,
             seed: int = 0, out: str | Path = "compare", configs: dict[str, dict[str, Any]] | None = None,
             n: int | None = None, settings: EvalSettings | None = None, threads: int | None = 1,
-            jobs: int | None = None, verbose: bool = True) -> dict[str, Any]:
+            jobs: int | None = None, verbose: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Train each family on ``data`` within its budget (same seed), evaluate it on the test split,
     and write ``out/results.json`` and ``out/report.html`` (runs in ``out/runs/``).
 
@@ -185,6 +199,8 @@ def compare(data: str, families: list[str] | str = "rows", budget_minutes: float
             models gain little from a second thread, and two jobs use the two cores better.
         jobs: families trained at once, each in a worker process (None: the CPUs this process may
             use divided by ``threads``; 1: in this process, one after another).
+        overwrite: replace a comparison already in ``out`` (else it is refused: one folder holds
+            one comparison, never runs of two invocations or two data sets mixed).
     Returns:
         The results dictionary written to results.json.
     """
@@ -196,6 +212,7 @@ def compare(data: str, families: list[str] | str = "rows", budget_minutes: float
         raise ValueError(f"compare: jobs must be >= 1, got {jobs}")
     for f in ([] if isinstance(families, str) else families):
         get_family(f)  # unknown names fail before any data or training, with the list of known ones
+    _claim(Path(out), overwrite)
     t_start = time.time()
     splits = load_splits({"name": data, "seed": seed, "split_seed": seed, "val": 0.1, "test": 0.1, "n": n})
     spec = splits.train.spec

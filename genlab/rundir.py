@@ -329,7 +329,7 @@ def read(run_dir: str | Path, names: list[str], attempts: int = 20) -> Snapshot:
             found = None
             for p in candidates:
                 with contextlib.suppress(FileNotFoundError):
-                    data = p.read_bytes()
+                    data = _read_bytes(p)
                     if _digest(name, data) == want:
                         found = data
                         break
@@ -354,11 +354,21 @@ def read(run_dir: str | Path, names: list[str], attempts: int = 20) -> Snapshot:
                       "when the writer pauses")
 
 
+def _read_bytes(path: Path) -> bytes:
+    """A file's bytes; a file too large for the memory available is refused with its size."""
+    try:
+        return path.read_bytes()
+    except MemoryError:
+        size = path.stat().st_size
+        raise ValueError(f"{path} ({size / 2**30:.1f} GiB) does not fit in the memory available to this "
+                         "process; load it on a machine with more memory (or raise the process's limit)") from None
+
+
 def _read_plain(path: Path) -> bytes:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; the run is incomplete (was training "
                                 "interrupted before the first save?)")
-    data = path.read_bytes()
+    data = _read_bytes(path)
     if not data:
         raise CorruptFile(f"{path} is empty; the run is damaged: train again or restore the file")
     return data

@@ -210,6 +210,12 @@ def test_compare_reports_a_failing_family_in_its_row(tmp_path, monkeypatch):
     assert "sampler exploded" in (tmp_path / "c" / "report.html").read_text()
     with pytest.raises(ValueError, match="not among --families"):
         cmp.compare("moons", ["gaussian"], 0.01, out=tmp_path / "d", configs={"vae": {"hidden": 8}})
+    # one folder, one comparison: a second invocation is refused unless it replaces the first
+    with pytest.raises(ValueError, match="already holds a comparison .*'moons'.*--overwrite"):
+        cmp.compare("circles", ["gmm"], 0.01, out=tmp_path / "c", n=200, verbose=False)
+    monkeypatch.undo()
+    cmp.compare("circles", ["gmm"], 0.01, out=tmp_path / "c", n=200, verbose=False, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "c" / "runs").iterdir()) == ["gmm"]
 
 
 def test_compare_gives_the_same_numbers_in_one_process_and_in_two_jobs(tmp_path):

@@ -253,3 +253,29 @@ def test_arrays_through_check_input(dtype, data, kind):
         return
     assert t.dtype == torch.float32 and t.shape[1:] == (3,) and bool(torch.isfinite(t).all())
     assert np.array_equal(t.numpy().reshape(-1), x.astype(np.float32).reshape(-1))
+
+
+@fuzz(120, deadline_ms=5000)
+@given(which=st.sampled_from(["gaussian", "gmm", "classifier"]), dtype=DTYPES, data=st.data(),
+       labels=st.sampled_from(["none", "good", "negative", "short", "float"]))
+def test_estimators_fit_and_score(which, dtype, data, labels):
+    """Anything through the scikit-learn face: fitted (then its scores are finite) or refused.
+    Unsupervised estimators ignore y, as scikit-learn's do; the classifier must refuse bad labels."""
+    import genlab
+    from genlab.estimators import GenerativeClassifier
+    x = data.draw(hnp.arrays(np.dtype(dtype), hnp.array_shapes(min_dims=1, max_dims=3, max_side=6)))
+    n = x.shape[0] if x.ndim else 0
+    y = {"none": None, "good": np.arange(n) % 2, "negative": -np.ones(n, int), "short": np.zeros(max(n - 1, 0), int),
+         "float": np.full(n, 0.5)}[labels]
+    est = {"gaussian": lambda: genlab.Estimator("gaussian"),
+           "gmm": lambda: genlab.Estimator("gmm", n_components=2, epochs=1),
+           "classifier": lambda: GenerativeClassifier("gaussian")}[which]()
+    try:
+        est.fit(x, y)
+        scores = est.predict_proba(x) if which == "classifier" else est.score_samples(x)
+    except (*DOCUMENTED, NotSupported) as e:
+        assert refused_with_message(e), repr(e)
+        return
+    assert np.isfinite(scores).all() and len(scores) == n
+    if which == "classifier":
+        assert labels in ("good", "float") or n == 0, f"labels {labels!r} accepted"

@@ -33,7 +33,7 @@ def _edit(path, change):
     (lambda c: c["config"].update(scale_bound=float("nan")), "config.scale_bound"),
     (lambda c: c["config"].update(hidden="32"), "config.hidden"),
     (lambda c: c.update(surprise=1), "surprise added"),
-    (lambda c: c["spec"].update(kind="continuous"), "spec.kind"),
+    (lambda c: c["spec"].update(kind="binary"), "spec.kind"),
     (lambda c: c.pop("model_sha256"), "model_sha256 removed"),
     (lambda c: c["data"].update(name="circles") if "data" in c else c.update(data={"name": "circles"}), "data"),
 ])
@@ -190,3 +190,16 @@ def test_a_budget_stop_with_patience_resumes_to_the_end(moons, tmp_path):
     assert tr.stopped is not StopReason.TIME_BUDGET
     for k, v in full.state_dict().items():
         torch.testing.assert_close(tr.model.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_a_model_file_too_large_for_memory_is_refused_with_its_size(run, monkeypatch):
+    from pathlib import Path
+    real = Path.read_bytes
+
+    def capped(self):  # what a memory cap (ulimit -v) does to reading a file of many GiB
+        if self.name.endswith(".safetensors"):
+            raise MemoryError
+        return real(self)
+    monkeypatch.setattr(Path, "read_bytes", capped)
+    with pytest.raises(ValueError, match=r"model.safetensors \(0.0 GiB\) does not fit in the memory"):
+        genlab.load(run)

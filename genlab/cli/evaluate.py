@@ -77,7 +77,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="use only the first N examples (toys: generate N)")
     cp.add_argument("--set", dest="settings", action="append", default=[], metavar="FAMILY.KEY=VALUE",
                     help="a family setting, e.g. vae.latent_dim=8 (repeatable)")
-    cp.add_argument("--out", default="compare", help="output folder (default: compare)")
+    cp.add_argument("--out", default="compare", help="output folder (default: compare); one comparison per folder")
+    cp.add_argument("--overwrite", action="store_true",
+                    help="replace the comparison already in --out (without it, an existing one is refused)")
     cp.add_argument("--threads", type=positive_int, default=1, help="torch threads of each family's training (default 1: "
                     "the same for every family; two jobs use two cores better than one job two threads)")
     _add_eval_flags(cp)
@@ -122,7 +124,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         each = "each family's own budget" if args.budget is None else f"{args.budget:g} min each"
         beat.status(f"training ({each}) and evaluating")
         res = compare(args.data, families, args.budget, seed=args.seed, out=args.out, jobs=args.jobs,
-                      configs=_family_settings(args.settings), n=args.n, settings=settings_, threads=args.threads)
+                      configs=_family_settings(args.settings), n=args.n, settings=settings_, threads=args.threads,
+                      overwrite=args.overwrite)
     for r in res["families"]:
         if "eval" in r:
             print_eval(r["eval"])

@@ -8,6 +8,7 @@ draws them as HTML.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..taxonomy import FAST_SECONDS_PER_1000, TEXTBOOK
@@ -61,6 +62,40 @@ def _disagreements(family: str, row: str, density: dict, sampling: dict) -> list
     return out
 
 
+COLLAPSED_RECALL = 0.05  # recall below this, where real held-out data scores far higher: samples miss the data
+
+
+def _below_baselines(rows: list[dict[str, Any]], spec: dict[str, Any] | None) -> list[str]:
+    """Families that ended worse than a model with no training worth the name: a held-out NLL above
+    the `gaussian` family's (when compared) or above uniform levels (discrete data), and samples
+    whose recall says they collapsed onto a small part of the data."""
+    def nll(e: dict) -> float | None:
+        return _value((e.get("density") or {}).get("nll_nats"))
+    refs = []
+    gauss = next((nll(e) for e in rows if e["family"] == "gaussian" and nll(e) is not None), None)
+    if gauss is not None:
+        refs.append(("the gaussian baseline", gauss))
+    if spec and spec.get("levels") and spec.get("kind") in ("discrete", "binary"):
+        dim = 1
+        for d in spec.get("event_shape", []):
+            dim *= d
+        refs.append((f"uniform levels ({spec['levels']} per dimension)", dim * math.log(spec["levels"])))
+    out = []
+    for e in rows:
+        v = nll(e)
+        for name, ref in refs:
+            if v is not None and e["family"] != "gaussian" and v > ref:
+                out.append(f"{e['family']} is below the trivial baseline: held-out NLL {num(v, 4)} nats, worse "
+                           f"than {name} ({num(ref, 4)} nats); it needs more training or other settings")
+                break
+        recall, floor = _value((e.get("quality") or {}).get("recall")), _value((e.get("floor") or {}).get("recall"))
+        if recall is not None and recall < COLLAPSED_RECALL and (floor is None or floor > 4 * COLLAPSED_RECALL):
+            out.append(f"{e['family']}'s samples collapsed: recall {num(recall, 3)}"
+                       + (f" where real held-out data gets {num(floor, 3)}" if floor is not None else "")
+                       + " (they cover almost none of the data)")
+    return out
+
+
 def measured_table(results: dict[str, Any]) -> dict[str, Any]:
     """The measured taxonomy table of a `genlab compare` results dictionary: ``rows`` (one per
     family, in the order of the comparison) and ``disagreements`` (sentences)."""
@@ -92,8 +127,8 @@ def measured_table(results: dict[str, Any]) -> dict[str, Any]:
         if worse:
             notes.append(f"held-out bits/dim above the best lossless codec without a model ({best}, "
                          f"{num(bits, 4)} bits/dim): {', '.join(worse)}")
-    return {"rows": rows, "disagreements": notes, "fast_seconds_per_1000": FAST_SECONDS_PER_1000,
-            "codecs_bits_per_dim": codecs}
+    return {"rows": rows, "disagreements": notes, "below_baseline": _below_baselines(rows, results.get("spec")),
+            "fast_seconds_per_1000": FAST_SECONDS_PER_1000, "codecs_bits_per_dim": codecs}
 
 
 COLUMNS = ["row of the table", "family", "density: textbook", "density: measured", "held-out NLL",
@@ -163,6 +198,11 @@ def taxonomy_section(measured: dict[str, Any], is_image: bool) -> str:
             "where a family stores the test data in more bits than a codec that has no model:</p><ul>"
             + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>") if notes else \
         "<p>Every measured density and sampling cell agrees with the textbook's word.</p>"
+    below = measured.get("below_baseline") or []
+    if below:
+        said += ('<p class="flag">Families that ended below a trivial baseline (their numbers say more '
+                 "about their training budget or settings than about their row):</p><ul>"
+                 + "".join(f"<li>{esc(n)}</li>" for n in below) + "</ul>")
     intro = ("<p>The textbook's words for each row (the common summary of the families, as in Murphy, "
              "<i>Probabilistic Machine Learning: Advanced Topics</i>, 2023, ch. 20) beside what this run measured. Density: how the held-out log-likelihood "
              "was obtained. Sampling: seconds per 1,000 samples on one CPU thread, read as fast at most "
