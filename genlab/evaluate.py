@@ -12,8 +12,7 @@ real held-out data, the best a model can expect at this n.
 """
 from __future__ import annotations
 
-import os
-import re
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,19 +26,18 @@ from .data import Dataset
 from .metrics import bits_per_dim, mean_se
 from .metrics.ais_latent import ais_log_prob
 from .metrics.ais_latent import check as ais_check
-from .metrics.classifier import (ARCH, FeatureClassifier, classifier_features, classifier_key, conditional_accuracy,
-                                 fit_classifier)
+from .metrics.budget import brief, sized
+from .metrics.classifier import FeatureClassifier, conditional_accuracy
+from .metrics.classifier_cache import (CACHE_ENV, DEFAULT_CACHE, classifier_cache_dir,  # noqa: F401  (API)
+                                       feature_classifier, sample_features)
 from .metrics.fid import fid
 from .metrics.likelihood import likelihood_figures
 from .metrics.memorization import memorization
 from .metrics.reconstruction import reconstruction_rmse
-from .metrics.samples import density_coverage, mmd, precision_recall, standardized
+from .metrics.samples import density_coverage, mmd, precision_recall
 from .metrics.speed import timed_samples
 from .metrics.summary import capabilities, json_safe, parameters  # noqa: F401  (genlab.evaluate's API)
 from .protocol import Decoder, Density, GenerativeModel, Latent, NotSupported, Partition, takes_labels
-
-CACHE_ENV = "GENLAB_CACHE"
-DEFAULT_CACHE = "~/.cache/genlab"  # gives way to $GENLAB_CACHE when that is set
 
 
 @dataclass
@@ -69,47 +67,12 @@ class EvalSettings:
         "help": "AIS steps for an energy model's log Z where it cannot be enumerated or integrated (rbm beyond "
                 "20 hidden units, ebm beyond 2 values per example); 0: no NLL for those"})
     ais_examples: int = field(default=200, metadata={"help": "held-out examples scored by AIS"})
+    metric_seconds: float = field(default=30.0, metadata={"min": 0, "help":
+        "time cap of each metric in seconds: a pilot on a few examples decides how many held-out examples a "
+        "metric over examples (NLL, AIS, reconstruction) uses, and sampling draws fewer samples, so that each "
+        "fits; the reason is shown when one is cut (0: no cap)"})
     metrics: str = field(default="all", metadata={
         "help": "comma-separated metrics to compute, e.g. nll,fid (default: all; `genlab metrics` lists them)"})
-
-
-# -- the feature classifier, kept in a cache folder ---------------------------------------------------
-def classifier_cache_dir(cache: str | Path | None = DEFAULT_CACHE) -> Path | None:
-    """The folder that keeps feature classifiers: ``cache/classifiers``, where the default
-    ``~/.cache/genlab`` gives way to ``$GENLAB_CACHE`` when that is set; None: no cache."""
-    if cache is not None and str(cache) == DEFAULT_CACHE:
-        cache = os.environ.get(CACHE_ENV) or cache
-    return None if cache is None else Path(cache).expanduser() / "classifiers"
-
-
-def feature_classifier(train: Dataset, val: Dataset | None = None, *, name: str = "data", seed: int = 0,
-                       cache: str | Path | None = DEFAULT_CACHE,
-                       verbose: bool = False) -> tuple[FeatureClassifier, dict[str, Any]]:
-    """(classifier in eval mode, info) of `genlab.metrics.classifier.fit_classifier` (seeded by
-    ``seed``, its accuracy measured on ``val``), read from the cache folder ``cache`` (see
-    `classifier_cache_dir`; None: no files) or trained and written there; info adds ``path`` and
-    ``cached``. `NotSupported` when the data have no labels, or fewer than 2 classes."""
-    folder = classifier_cache_dir(cache)
-    if folder is not None and train.y is not None:
-        key = classifier_key(train.x, train.y, train.spec, seed=seed)
-        stem = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(name).name or 'data')}-{key[:16]}"
-        path_t, path_j = folder / f"{stem}.safetensors", folder / f"{stem}.json"
-        try:
-            info = io.read_json(path_j) if path_j.is_file() and path_t.is_file() else {}
-            if info.get("hash") == key and info.get("arch") == ARCH:
-                clf = FeatureClassifier(train.spec)
-                clf.load_state_dict(io.load_tensors(path_t, info.get("sha256")))
-                return clf.eval(), {**info, "path": str(path_t), "cached": True}
-        except io.CorruptFile:
-            pass  # a damaged cache entry is trained again and overwritten
-        if verbose:
-            print(f"training the feature classifier for {name} ({len(train)} examples); it is cached in {folder}")
-    clf, info = fit_classifier(train.x, train.y, train.spec, name=name, seed=seed,
-                               x_val=None if val is None else val.x, y_val=None if val is None else val.y)
-    if folder is not None:
-        info["sha256"] = io.save_tensors(path_t, clf.state_dict())
-        io.write_json(path_j, info)
-    return clf, {**info, "path": str(path_t) if folder is not None else None, "cached": False}
 
 
 # -- the metric table ---------------------------------------------------------------------------------
@@ -138,6 +101,17 @@ class Context:
     classifier: FeatureClassifier | None = None
     missing: dict[str, str] = field(default_factory=dict)  # input -> why it is missing
     seconds: dict[str, float] = field(default_factory=dict)
+    limit: int | None = None  # examples a row over examples reads now (`MetricSpec.examples`)
+    cut: dict[str, str] = field(default_factory=dict)  # row -> why it used fewer examples or samples
+
+    def first(self, x: Tensor) -> Tensor:
+        """The first `limit` rows of ``x`` (all of them without a limit)."""
+        return x if self.limit is None else x[:self.limit]
+
+    @property
+    def cap(self) -> float | None:
+        """Seconds each row may take (None: no cap)."""
+        return self.s.metric_seconds if self.s.metric_seconds > 0 else None
 
 
 @dataclass(frozen=True)
@@ -152,6 +126,8 @@ class MetricSpec:
         needs: inputs made by earlier rows: ``"samples"``, ``"features"``, ``"classifier"``.
         provides: the input this row makes (missing, with its reason, when the row fails).
         asked: ``asked(ctx)`` False leaves the row out (switched off, or nothing to report).
+        examples: for a row that averages over examples, ``examples(ctx)``: how many it reads in
+            full; ``compute`` then reads ``ctx.first(x)``, and the time cap decides how many (`sized`).
     """
 
     names: tuple[str, ...]
@@ -160,12 +136,13 @@ class MetricSpec:
     needs: tuple[str, ...] = ()
     provides: str | None = None
     asked: Callable[[Context], bool] = lambda ctx: True
+    examples: Callable[[Context], int] | None = None
 
 
 def _annealed(ctx: Context) -> Figures:
     """A tighter (stochastic lower) bound on log p(x) than the ELBO / IWAE."""
     s = ctx.s
-    lp = ais_log_prob(ctx.model, ctx.test.x[:s.ais_examples], steps=s.ais_steps, leapfrog=5,
+    lp = ais_log_prob(ctx.model, ctx.first(ctx.test.x[:s.ais_examples]), steps=s.ais_steps, leapfrog=5,
                       generator=torch.Generator().manual_seed(s.seed))
     e = mean_se(-lp)
     return {"ais_nll_nats": e.to_dict(), "ais_bits_per_dim": bits_per_dim(e, ctx.model.spec.dim).to_dict()}, {}
@@ -174,8 +151,10 @@ def _annealed(ctx: Context) -> Figures:
 def _sampling(ctx: Context) -> Figures:
     """Samples/s; the samples become the input of the sample metrics unless they hold NaN / Inf."""
     s = ctx.s
-    x, speed = timed_samples(ctx.model, len(ctx.held), condition=ctx.cond, seed=s.seed,
-                             max_seconds=s.max_sample_seconds)
+    cap = s.max_sample_seconds if ctx.cap is None else min(s.max_sample_seconds, ctx.cap)
+    x, speed = timed_samples(ctx.model, len(ctx.held), condition=ctx.cond, seed=s.seed, max_seconds=cap)
+    if "note" in speed:
+        ctx.cut["sampling_speed"] = speed["note"]
     if ctx.keep is not None:
         ctx.keep["samples"] = x
     bad = int((~torch.isfinite(x.reshape(len(x), -1))).any(1).sum()) if x.is_floating_point() else 0
@@ -186,27 +165,14 @@ def _sampling(ctx: Context) -> Figures:
 
 
 def _features(ctx: Context) -> None:
-    """Feature vectors of reference, held-out and generated examples: classifier features when
-    the data have labels (and ``s.classifier``), else the flattened examples standardized on
-    ``train`` (then the classifier is missing, with the reason)."""
+    """Feature vectors of reference, held-out and generated examples (`sample_features`); the
+    floor uses as many held-out examples as were generated."""
     t0 = time.perf_counter()
-    s, train, x_gen = ctx.s, ctx.train, ctx.samples
-    parts = (ctx.ref.x, ctx.held.x[:len(x_gen)], x_gen)  # the floor uses as many held-out as generated
-    why = ("classifier features switched off" if not s.classifier else
-           "the data set has no class labels" if train.y is None else
-           "the data spec names no classes" if not ctx.model.spec.num_classes else None)
-    if why is None:
-        try:
-            clf, info = feature_classifier(train, ctx.test, name=ctx.name, seed=s.seed, cache=ctx.cache,
-                                           verbose=ctx.verbose)
-            ctx.classifier = clf
-            ctx.feature_info = {"kind": "classifier", "classifier": {k: v for k, v in info.items() if k != "sha256"}}
-            ctx.features = tuple(classifier_features(clf, t) for t in parts)
-        except NotSupported as e:
-            why = str(e)
+    parts = (ctx.ref.x, ctx.held.x[:len(ctx.samples)], ctx.samples)
+    ctx.features, ctx.feature_info, ctx.classifier, why = sample_features(
+        ctx.train, ctx.test, parts, use_classifier=ctx.s.classifier, classes=ctx.model.spec.num_classes,
+        name=ctx.name, seed=ctx.s.seed, cache=ctx.cache, verbose=ctx.verbose)
     if why is not None:
-        ctx.feature_info = {"kind": "standardized examples", "why": why}
-        ctx.features = standardized(train.x, *parts)
         ctx.missing["classifier"] = f"needs classifier features: {why}"
     ctx.seconds["features"] = time.perf_counter() - t0
 
@@ -249,11 +215,13 @@ def _latent(model: GenerativeModel) -> None:
 
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(("nll",), lambda c: (likelihood_figures(  # nll_nats, bits_per_dim, nll_is, ...
-        c.model, c.test.x, c.test.y, ais_steps=c.s.ais_steps or c.s.log_z_steps, seed=c.s.seed), {}),
-        requires=_has_likelihood),
+        c.model, c.first(c.test.x), None if c.test.y is None else c.first(c.test.y),
+        ais_steps=c.s.ais_steps or c.s.log_z_steps, seed=c.s.seed), {}),
+        requires=_has_likelihood, examples=lambda c: len(c.test)),
     # energy models spend their AIS steps on log Z (the nll row)
     MetricSpec(("ais",), _annealed, requires=ais_check,
-               asked=lambda c: c.s.ais_steps > 0 and not isinstance(c.model, Partition)),
+               asked=lambda c: c.s.ais_steps > 0 and not isinstance(c.model, Partition),
+               examples=lambda c: min(c.s.ais_examples, len(c.test))),
     MetricSpec(("sampling_speed",), _sampling, provides="samples"),
     MetricSpec(("mmd",), _with_floor(lambda c, f: {"mmd": mmd(c.features[0], f).to_dict()}), needs=("features",)),
     MetricSpec(("precision", "recall", "density", "coverage"), _with_floor(_manifold), needs=("features",)),
@@ -266,7 +234,7 @@ METRICS: tuple[MetricSpec, ...] = (
         asked=lambda c: c.cond is not None and _why_missing(c, "classifier") is None),
     # encode + decode can be slow (ODE, DDIM inversion): at most 200 examples
     MetricSpec(("reconstruction_rmse",), lambda c: ({"reconstruction_rmse": reconstruction_rmse(
-        c.model, c.held.x[:200])}, {}), requires=_latent),
+        c.model, c.first(c.held.x[:200]))}, {}), requires=_latent, examples=lambda c: min(200, len(c.held))),
 )
 
 
@@ -293,9 +261,27 @@ def _row(ctx: Context, spec: MetricSpec) -> Figures:
             raise NotSupported(why)
     t0 = time.perf_counter()
     try:
-        return spec.compute(ctx)
+        if spec.examples is None:
+            return spec.compute(ctx)
+
+        def run(n: int) -> Figures:
+            ctx.limit = n
+            return spec.compute(ctx)
+        out, _, why = sized(run, spec.examples(ctx), ctx.cap)
+        if why:
+            ctx.cut["/".join(spec.names)] = why
+        return out
     finally:
+        ctx.limit = None
         ctx.seconds["/".join(spec.names)] = time.perf_counter() - t0
+
+
+def _say(ctx: Context, spec: MetricSpec, what: str) -> None:
+    """The progress line of one row (verbose only): its name, seconds, figures, and why it was cut."""
+    if ctx.verbose:
+        row = "/".join(spec.names)
+        why = f"; cut: {ctx.cut[row]}" if row in ctx.cut else ""
+        print(f"  {row}: {ctx.seconds.get(row, 0.0):.1f} s: {what}{why}", file=sys.stderr, flush=True)
 
 
 def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings: EvalSettings | None = None,
@@ -316,7 +302,8 @@ def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings:
     Returns:
         JSON-able dict: family, density, capabilities, parameters, ``metrics`` (each figure with
         stderr and n), ``floor`` (held-out data under the same sample metrics), ``features``,
-        ``not_computed`` {metric: reason}, ``seconds``.
+        ``not_computed`` {metric: reason}, ``seconds`` {row: seconds}, ``cut`` {row: why it used
+        fewer examples or samples than asked (the time cap, ``settings.metric_seconds``)}.
     Raises:
         Whatever a metric raises other than `NotSupported` (a bug is not a "not computed" line).
     """
@@ -343,7 +330,9 @@ def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings:
                     not_computed.update(dict.fromkeys(spec.names, str(e)))
                     if spec.provides:
                         ctx.missing[spec.provides] = f"no {spec.provides}: {e}"
+                    _say(ctx, spec, f"not computed ({str(e)[:100]})")
                     continue
+                _say(ctx, spec, brief(figures))
                 metrics.update(figures)
                 floor.update(floors)
     finally:
@@ -353,7 +342,7 @@ def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings:
                            "n_train": len(train), "n_test": len(test), "settings": asdict(s)}
     if ctx.feature_info is not None:
         res["features"] = ctx.feature_info
-    res.update(metrics=metrics, floor=floor, not_computed=not_computed, seconds=ctx.seconds)
+    res.update(metrics=metrics, floor=floor, not_computed=not_computed, seconds=ctx.seconds, cut=ctx.cut)
     return res
 
 

@@ -27,7 +27,7 @@ def load_splits(data: dict[str, Any]) -> Splits:
 
 def train_run(family: str, data: str, out: str | Path, *, config: dict[str, Any] | None = None,
               train: TrainConfig | None = None, n: int | None = None, split_seed: int = 0,
-              callbacks: list | None = None) -> tuple[GenerativeModel, Splits]:
+              callbacks: list | None = None, deadline: float | None = None) -> tuple[GenerativeModel, Splits]:
     """Train ``family`` on the data set (or file) ``data``; write everything to ``out``.
 
     Returns the trained model (best validation weights) and the data splits.
@@ -37,7 +37,7 @@ def train_run(family: str, data: str, out: str | Path, *, config: dict[str, Any]
     splits = load_splits(info)
     model = make(family, splits.train.spec, seed=train.seed, **(config or {}))
     out = Path(out)
-    trainer = Trainer(model, train, out=out, run_info={"data": info}, callbacks=callbacks)
+    trainer = Trainer(model, train, out=out, run_info={"data": info}, callbacks=callbacks, deadline=deadline)
     # one writer from the first file to the stop record (under torchrun: rank 0)
     with rundir.lock(out) if trainer.rank == 0 else contextlib.nullcontext():
         try:
@@ -48,7 +48,7 @@ def train_run(family: str, data: str, out: str | Path, *, config: dict[str, Any]
 
 
 def resume_run(run_dir: str | Path, *, epochs: int | None = None, callbacks: list | None = None,
-               max_minutes: float | None = None) -> tuple[GenerativeModel, Splits]:
+               max_minutes: float | None = None, deadline: float | None = None) -> tuple[GenerativeModel, Splits]:
     """Continue a run from its last checkpoint (optionally with more epochs or a new budget).
 
     Returns the trained model (best validation weights) and the data splits.
@@ -70,7 +70,8 @@ def resume_run(run_dir: str | Path, *, epochs: int | None = None, callbacks: lis
                              "with genlab.Trainer(model, config, out=RUN).fit(x, ..., resume=True)")
         splits = load_splits(cfg["data"])
         model = io.build(cfg, seed=train.seed)
-        trainer = Trainer(model, train, out=run_dir, run_info={"data": cfg["data"]}, callbacks=callbacks)
+        trainer = Trainer(model, train, out=run_dir, run_info={"data": cfg["data"]}, callbacks=callbacks,
+                          deadline=deadline)
         try:
             trainer.fit(splits.train.x, splits.train.y, splits.val.x, splits.val.y, resume=True)
         finally:

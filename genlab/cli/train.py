@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import re
 import sys
+import time
 import typing
 from itertools import chain
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..data.spec import Kind
 from ..protocol import GenerativeModel
 from ..registry import config_fields, families, get_family
 from ..report import save_run_figures
+from ..report.preview import preview_samples
 from ..runs import resume_run, saved_train_config, train_run
 from ..train import TrainConfig
 from ..train.distributed import barrier, name_failed_ranks, world
@@ -40,7 +42,11 @@ DATA_HELP = ("data set name ({names}), bif:NAME for a Bayesian network ({network
              ":binary=T for threshold level T)")
 N_HELP = ("use only the first N examples (toys: generate N). Under torchrun spell it --n-examples: torchrun "
           "reads --n as an abbreviation of its own --nnodes/--nproc-per-node and refuses the command")
-TEXT_SAMPLES = 16  # a text run's samples.txt: enough to read, quick without a key/value cache
+TEXT_SAMPLES = 16  # a text run's samples.txt: enough to read
+# Of a --max-minutes budget, this share (within the bounds below, and at most half) is kept for
+# samples.png / samples.txt and loss.png; training stops in time to leave it.
+PREVIEW_SHARE, PREVIEW_LEAST_S, PREVIEW_MOST_S = 0.1, 5.0, 60.0
+FIGURE_SECONDS = 2.0  # writing the PNGs after the samples are drawn (matplotlib's import included)
 
 
 def _type_name(hint: object) -> str:
@@ -117,20 +123,42 @@ def _default_out(family: str, data: str) -> Path:
     return out
 
 
-def write_run_figures(model: GenerativeModel, run_dir: Path, splits: Splits, seed: int) -> Path | None:
-    """``samples.png`` (64 images, or 2,000 points over held-out data) or, for a text model,
-    ``samples.txt`` (16 decoded samples), and ``loss.png`` of a run; returns the samples' file."""
+def training_share(budget_s: float, spent_s: float) -> float:
+    """Seconds of a command's ``budget_s`` that training may take when ``spent_s`` are already gone:
+    the budget less what is kept for the preview and figures (`PREVIEW_SHARE`), never below 0."""
+    keep = min(max(PREVIEW_SHARE * budget_s, PREVIEW_LEAST_S), PREVIEW_MOST_S, budget_s / 2)
+    return max(budget_s - keep - spent_s, 0.0)
+
+
+def write_run_figures(model: GenerativeModel, run_dir: Path, splits: Splits, seed: int,
+                      seconds: float | None = None) -> Path | None:
+    """``samples.png`` (up to 64 images, or 2,000 points over held-out data) or, for a text model,
+    ``samples.txt`` (up to 16 decoded samples), and ``loss.png`` of a run; returns the samples' file
+    (None when no sample fits). The preview is sized to take about ``seconds`` in all (None: at most
+    `genlab.report.preview.PREVIEW_SECONDS` of sampling): fewer samples and sampler steps when the
+    measured speed asks for it, which the output (and a scatter's title) says."""
     if world()[0] != 0:  # under torchrun one process draws the pictures
         return None
     device = next(chain(model.parameters(), model.buffers()), torch.zeros(())).device
     g = torch.Generator(device=device).manual_seed(seed)
-    if model.spec.kind is Kind.TEXT:
-        samples = model.sample(TEXT_SAMPLES, generator=g).cpu()
-        (run_dir / "samples.txt").write_text(text_of(samples, model.spec), encoding="utf-8")
+    text, image = model.spec.kind is Kind.TEXT, model.spec.is_image
+    want, least = (TEXT_SAMPLES, 4) if text else (64, 16) if image else (2000, 200)
+    allowance = None if seconds is None else seconds - FIGURE_SECONDS
+    samples, plan = preview_samples(model, allowance, want=want, least=least, generator=g)
+    if plan.cut:
+        print(f"preview ({'--max-minutes' if seconds is not None else 'default allowance'}): {plan.note}",
+              file=sys.stderr)
+    if samples is None:
+        print(f"no preview samples; draw them with `genlab sample {run_dir} -n {want} --out "
+              f"{'samples.txt' if text else 'samples.png'}`", file=sys.stderr)
+        save_run_figures(run_dir, model.name, model.spec, None)
+        return None
+    if text:
+        (run_dir / "samples.txt").write_text(text_of(samples.cpu(), model.spec), encoding="utf-8")
         save_run_figures(run_dir, model.name, model.spec, None)
         return run_dir / "samples.txt"
-    samples = model.sample(64 if model.spec.is_image else 2000, generator=g)
-    save_run_figures(run_dir, model.name, model.spec, samples, reference=splits.test.x[:2000])
+    save_run_figures(run_dir, model.name, model.spec, samples, reference=splits.test.x[:2000],
+                     note=plan.note if plan.cut else "")
     return run_dir / "samples.png"
 
 
@@ -152,7 +180,8 @@ def _status(beat: Heartbeat) -> typing.Callable:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train a family into a new run directory, then draw its pictures."""
+    """Train a family into a new run directory, then draw its pictures, all within --max-minutes."""
+    t_start = time.monotonic()
     file = read_run_config(args.config) if args.config else {"config": {}, "trainer": {}}
     if file.get("family", args.family) != args.family:
         raise ValueError(f"--config {args.config} is for family {file['family']!r}, not {args.family!r}; "
@@ -177,13 +206,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"training {args.family} on {data['name']} -> {out}", file=sys.stderr)
     with computing(args, f"genlab train {args.family}", budget) as beat, name_failed_ranks(out):
         beat.status("training")
+        # the budget is the whole command's: training stops early enough to leave the preview its share
+        share = None if budget is None else training_share(budget, time.monotonic() - t_start)
         model, splits = train_run(args.family, data["name"], out, config={**file["config"], **_settings_of(args.settings)},
                                   train=train, n=data.get("n"), split_seed=data.get("split_seed", 0),
-                                  callbacks=[_status(beat)])
+                                  callbacks=[_status(beat)],
+                                  deadline=None if share is None else time.monotonic() + share)
         if rank != 0:  # rank 0 draws the figures and reports; the other processes are done
             return 0
         beat.status("drawing the samples and loss curves")
-        shown = write_run_figures(model, out, splits, saved_train_config(out).seed)
+        shown = write_run_figures(model, out, splits, saved_train_config(out).seed,
+                                  None if budget is None else budget - (time.monotonic() - t_start))
     st = io.read_config(out).get("stopped", {})
     print(f"done: {st.get('reason')} after {st.get('step')} steps; best validation loss {st.get('best_val_loss')}")
     print(f"run: {out}" + (f"   samples: {shown}" if shown else ""))
@@ -191,7 +224,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    """Continue a run from its checkpoint, then redraw its pictures."""
+    """Continue a run from its checkpoint, then redraw its pictures, all within --max-minutes."""
+    t_start = time.monotonic()
     budget = None if args.max_minutes is None else 60 * args.max_minutes
     if world()[0] == 0:
         manifest = rundir.read_manifest(args.run)
@@ -200,12 +234,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
               file=sys.stderr)
     with computing(args, "genlab resume", budget) as beat, name_failed_ranks(args.run):
         beat.status("training")
-        model, splits = resume_run(args.run, epochs=args.epochs, max_minutes=args.max_minutes,
-                                   callbacks=[_status(beat)])
+        share = None if budget is None else training_share(budget, time.monotonic() - t_start)
+        model, splits = resume_run(args.run, epochs=args.epochs, max_minutes=args.max_minutes, callbacks=[_status(beat)],
+                                   deadline=None if share is None else time.monotonic() + share)
         if world()[0] != 0:  # under torchrun rank 0 draws the figures and reports
             return 0
         beat.status("drawing the samples and loss curves")
-        write_run_figures(model, Path(args.run), splits, saved_train_config(args.run).seed)
+        write_run_figures(model, Path(args.run), splits, saved_train_config(args.run).seed,
+                          None if budget is None else budget - (time.monotonic() - t_start))
     st = io.read_config(args.run).get("stopped", {})
     print(f"done: {st.get('reason')} after {st.get('step')} steps; run: {args.run}")
     return 0

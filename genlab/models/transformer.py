@@ -7,18 +7,22 @@ so ``log p(x) = sum_t log p(x_t | x_<t)`` is exact: a softmax over the levels / 
 discrete data, a mixture of Gaussians (standardized model space) for continuous data.
 
 Attention is ``torch.nn.functional.scaled_dot_product_attention(..., is_causal=True)``.
-Sampling is sequential (T passes), with a temperature; `sample_text` continues a prompt.
+Sampling is sequential, with a temperature; `sample_text` continues a prompt. Each block keeps the
+keys and values of the positions already drawn (`genlab.nn.attention.KVCache`), so position ``t``
+costs one new row of attention rather than a pass over the whole prefix: O(T) block evaluations
+per sequence instead of O(T^2), the same draws as `conditionals` on the prefix (up to float
+rounding) for the same generator.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.preprocess import Preprocess
 from ..data.spec import DataSpec, Kind
+from ..nn.attention import Block, KVCache
 from ..protocol import register, Autoregressive, Density, GenerativeModel, Objective
 from ._autoregressive import check_temperature, make_head, make_preprocess
 
@@ -34,26 +38,6 @@ class TransformerConfig:
         "help": "Gaussians per position in the mixture output (continuous data only)"})
     temperature: float = field(default=1.0, metadata={
         "help": "sampling temperature (softmax logits / T; Gaussian scales * T); 1 = the model"})
-
-
-class Block(nn.Module):
-    """Pre-LN block: ``h + Attn(LN(h))`` then ``h + MLP(LN(h))``; h: (batch, T, d_model)."""
-
-    def __init__(self, d: int, heads: int, mlp_ratio: int, dropout: float):
-        super().__init__()
-        self.heads, self.dropout = heads, dropout
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.mlp = nn.Sequential(nn.Linear(d, mlp_ratio * d), nn.GELU(), nn.Linear(mlp_ratio * d, d))
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, h: Tensor) -> Tensor:
-        b, t, d = h.shape
-        q, k, v = self.qkv(self.ln1(h)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        h = h + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))
-        return h + self.drop(self.mlp(self.ln2(h)))
 
 
 @register("transformer")
@@ -99,6 +83,14 @@ class Transformer(GenerativeModel, Autoregressive):
     def entry_params(self, z: Tensor, k: int = 0) -> Tensor:
         return self.conditionals(z.flatten(1))
 
+    def _inputs(self, z: Tensor) -> Tensor:
+        """Embeddings of ``[BOS, z_0 .. z_{L-2}]``, the network's input for ``z: (batch, L)``: (batch, L, d)."""
+        b = z.shape[0]
+        if self.spec.kind is Kind.CONTINUOUS:
+            return torch.cat([self.bos.expand(b, 1, -1), self.embed_value(z[:, :-1, None])], 1)
+        ids = torch.cat([z.new_full((b, 1), self.spec.levels), z[:, :-1]], 1).long()
+        return self.embed(ids)
+
     def conditionals(self, z: Tensor) -> Tensor:
         """Parameters of ``p(z_t | z_<t)`` for every position.
 
@@ -108,15 +100,16 @@ class Transformer(GenerativeModel, Autoregressive):
             (batch, L, n_params); position ``t`` reads ``BOS, z_0 .. z_{t-1}`` only (``z_t`` and
             later never reach it: the input is shifted by one and attention is causal).
         """
-        b, L = z.shape
-        if self.spec.kind is Kind.CONTINUOUS:
-            h = torch.cat([self.bos.expand(b, 1, -1), self.embed_value(z[:, :-1, None])], 1)
-        else:
-            ids = torch.cat([z.new_full((b, 1), self.spec.levels), z[:, :-1]], 1).long()
-            h = self.embed(ids)
-        h = h + self.pos[:L]
+        h = self._inputs(z) + self.pos[:z.shape[1]]
         for block in self.blocks:
             h = block(h)
+        return self.out(self.ln(h))
+
+    def _extend(self, h: Tensor, caches: list[KVCache]) -> Tensor:
+        """Output parameters of the positions ``h: (batch, L, d)`` (embedded, with their positions)
+        after the cached ones, whose keys and values ``caches`` (one per block) hold: (batch, L, n_params)."""
+        for block, cache in zip(self.blocks, caches):
+            h = block(h, cache)
         return self.out(self.ln(h))
 
     def _log_prob(self, z: Tensor, *, condition: Tensor | None = None,
@@ -129,17 +122,27 @@ class Transformer(GenerativeModel, Autoregressive):
 
     def _sample(self, n: int, *, condition: Tensor | None = None,
                 generator: torch.Generator | None = None, prefix: Tensor | None = None) -> Tensor:
-        """T sequential passes; ``prefix: (n, P)`` model-space values fixes the first P entries."""
+        """T sequential positions with a key/value cache; ``prefix: (n, P)`` model-space values
+        fixes the first P entries (read in one pass, then cached)."""
         p = self.pos
         z = torch.zeros(n, self.length, dtype=p.dtype, device=p.device)
-        start = 0
-        if prefix is not None:
-            start = prefix.shape[1]
+        caches = [block.new_cache(n, self.length, p) for block in self.blocks]
+        start = 0 if prefix is None else prefix.shape[1]
+        if start:
             z[:, :start] = prefix
+        # positions 0 .. start read BOS and the prefix in one pass: the last one's output is p(z_start | prefix)
+        params = self._extend(self._inputs(z[:, :start + 1]) + p[:start + 1], caches)[:, -1]
         for t in range(start, self.length):
-            params = self.conditionals(z[:, :t + 1])[:, t]
+            if t > start:  # the entry drawn last is the input of position t
+                params = self._extend(self._next_input(z[:, t - 1]) + p[t], caches)[:, 0]
             z[:, t] = self.head.sample(params, generator, self.config.temperature)
         return z.reshape(n, *self.spec.event_shape)
+
+    def _next_input(self, z_prev: Tensor) -> Tensor:
+        """The embedding of one drawn entry ``z_prev: (batch,)`` as the next position's input: (batch, 1, d)."""
+        if self.spec.kind is Kind.CONTINUOUS:
+            return self.embed_value(z_prev[:, None, None])
+        return self.embed(z_prev[:, None].long())
 
     @torch.no_grad()
     def sample_text(self, n: int = 1, prompt: str = "", *,

@@ -85,7 +85,7 @@ def loss_curves(metrics_path: str | Path, path: str | Path) -> Path | None:
 
 
 def save_run_figures(run_dir: str | Path, name: str, spec: DataSpec, samples: torch.Tensor | None,
-                     reference: torch.Tensor | None = None) -> None:
+                     reference: torch.Tensor | None = None, note: str = "") -> None:
     """The pictures of a run directory: ``samples.png`` and, when the run logged losses, ``loss.png``.
 
     Args:
@@ -95,11 +95,12 @@ def save_run_figures(run_dir: str | Path, name: str, spec: DataSpec, samples: to
         samples: (n, *event_shape) samples in data space (at most 64 images are drawn); None: the
             model gave none, and there is no ``samples.png``.
         reference: held-out examples drawn under a scatter of vectors (ignored for images).
+        note: words added to a scatter's title (how the preview was sized, when it was cut).
     """
     run_dir = Path(run_dir)
     if samples is not None:
         shown = samples[:64] if spec.is_image else samples
-        save_samples(shown, spec, run_dir / "samples.png", title=f"{name} samples",
+        save_samples(shown, spec, run_dir / "samples.png", title=f"{name} samples" + (f"\n({note})" if note else ""),
                      reference=None if spec.is_image else reference)
     if (run_dir / "metrics.jsonl").exists():
         loss_curves(run_dir / "metrics.jsonl", run_dir / "loss.png")

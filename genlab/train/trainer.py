@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..protocol import Batch, GenerativeModel, Loss, Objective
 from .. import rundir
+from ..data import stream
 from . import checkpoint
 from . import distributed as D
 from .config import TrainConfig
@@ -69,10 +70,13 @@ class Trainer:
         out: run directory for checkpoints, metrics and the saved model (None: keep in memory).
         run_info: extra JSON entries for config.json (e.g. the data set's name and split seed).
         callbacks: ``cb(trainer, record)`` after every step (record has step, epoch, losses).
+        deadline: a `time.monotonic` instant at which training stops as if its budget ran out (what
+            a command that must also draw samples within ``--max-minutes`` passes; not saved).
     """
 
     def __init__(self, model: GenerativeModel, config: TrainConfig | None = None, out: str | Path | None = None,
-                 run_info: dict[str, Any] | None = None, callbacks: list[Callback] | None = None):
+                 run_info: dict[str, Any] | None = None, callbacks: list[Callback] | None = None,
+                 deadline: float | None = None):
         # the family's own trainer preferences fill every setting the caller did not give
         self.config = (config or TrainConfig()).for_family(type(model))
         self.rank, self.world = D.world()
@@ -81,6 +85,7 @@ class Trainer:
         self.out = Path(out) if out is not None else None
         self.run_info = dict(run_info or {})
         self.callbacks = list(callbacks or [])
+        self.deadline = deadline
         self.epochs = self.config.epochs
         self.objectives: list[Objective] = model.objectives()
         kinds = {o.full_batch for o in self.objectives}
@@ -133,7 +138,11 @@ class Trainer:
 
     def _fit(self, x: Tensor, y: Tensor | None, x_val: Tensor | None, y_val: Tensor | None,
              resume: bool) -> GenerativeModel:
-        x = self.model.check_input(x).to(self.device)
+        x_val, y_val = stream.in_memory(x_val, y_val)  # a streamed validation set: its first VAL_LIMIT examples
+        if not stream.streamed(x):  # a stream is read, checked and moved batch by batch (stream.Feed)
+            x = self.model.check_input(x).to(self.device)
+        elif self.full_batch:
+            stream.refuse_whole(self.model.name)
         y = y.to(self.device) if y is not None else None
         if x_val is not None:
             x_val = self.model.check_input(x_val).to(self.device)
@@ -163,25 +172,24 @@ class Trainer:
         self.t0, self.seen, self.stop_state = time.perf_counter(), 0, None
         n_batches = 1 if self.full_batch else max(1, math.ceil(len(x) // self.world / self.config.batch_size))
         self.total_steps = self.epochs * n_batches
+        feed = stream.Feed(x, y, workers=self.config.workers, device=self.device, check=self.model.check_input,
+                           seed=self.config.seed, whole=self.full_batch, name=self.model.name)
         bar = Progress(total=self.total_steps, initial=self.step, desc=self.model.name, unit="step",
                        budget_s=None if self.config.max_minutes is None else 60 * self.config.max_minutes,
                        enabled=self.config.progress and self.rank == 0)
         try:
             while self.epoch < self.epochs and not self.finished:
                 order = self._epoch_order(len(x))
-                for b in range(self.batch_in_epoch, n_batches):
-                    bs = len(order) if self.full_batch else self.config.batch_size
-                    idx = order[b * bs:(b + 1) * bs]
-                    if len(idx) == 0:
-                        continue
-                    record = self._step(Batch(x[idx], y[idx] if y is not None else None, self.generator),
-                                        last=b == n_batches - 1)
+                bs = len(order) if self.full_batch else self.config.batch_size
+                for b, xb, yb in feed.batches(order, self.batch_in_epoch, n_batches, bs):
+                    record = self._step(Batch(xb, yb, self.generator), last=b == n_batches - 1)
                     self.batch_in_epoch = b + 1
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.startswith("loss")}
                                     | {"ex/s": f"{record['examples_per_s']:.0f}"})
-                    if signals.received is not None and not self.finished:  # between steps: exact
-                        self.stopped, self.stop_reason = StopReason.INTERRUPTED, f"interrupted ({signals.name})"
+                    # between two steps the checkpoint is exact; under torchrun all ranks stop together
+                    if D.any_rank(signals.received is not None, self.world, self.device) and not self.finished:
+                        self.stopped, self.stop_reason = StopReason.INTERRUPTED, f"interrupted ({signals.name or 'on another rank'})"
                         checkpoint.save(self)
                         raise KeyboardInterrupt
                     if self.step % self.config.checkpoint_every == 0:
@@ -198,6 +206,7 @@ class Trainer:
                 checkpoint.save(self, with_model=improved)  # one per epoch, with the model when it improved
         finally:
             bar.close()
+            feed.close()  # stops the DataLoader's workers
 
     def prepare(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None) -> None:
         """Fit the model's preprocessing and data-dependent initialisation to the training data
@@ -206,6 +215,9 @@ class Trainer:
                       self.model.check_input(x_val).to(self.device) if x_val is not None else None)
 
     def _prepare(self, x: Tensor, y: Tensor | None, x_val: Tensor | None) -> None:
+        if stream.streamed(x):  # statistics and data-dependent init from a documented sample of the stream
+            x, y = stream.setup_sample(x, y, seed=self.config.seed)
+            x, y = self.model.check_input(x).to(self.device), (y.to(self.device) if y is not None else None)
         self.model.setup(x, y, x_val)
         if self.ema is not None:
             self.ema.reset()
@@ -354,9 +366,13 @@ class Trainer:
         return order.to(self.device)
 
     def _out_of_time(self) -> bool:
-        late = self.config.max_minutes is not None and time.perf_counter() - self.t0 > 60 * self.config.max_minutes
-        if self.config.max_minutes is not None:
-            late = D.any_rank(late, self.world, self.device)
+        """The budget (`max_minutes` from the first step) or the caller's ``deadline`` has passed;
+        under torchrun every rank stops with the first that runs out."""
+        if self.config.max_minutes is None and self.deadline is None:
+            return False
+        late = (self.config.max_minutes is not None and time.perf_counter() - self.t0 > 60 * self.config.max_minutes) \
+            or (self.deadline is not None and time.monotonic() >= self.deadline)
+        late = D.any_rank(late, self.world, self.device)
         if late:
             self._stop(StopReason.TIME_BUDGET)
         return late
