@@ -23,6 +23,7 @@ from torch import Tensor
 
 from . import io
 from .data import Dataset
+from .data.stream import VAL_LIMIT, streamed
 from .metrics import bits_per_dim, mean_se
 from .metrics.ais_latent import ais_log_prob
 from .metrics.ais_latent import check as ais_check
@@ -376,7 +377,10 @@ def evaluate_run(run: str | Path, *, data: str | None = None, split: str = "test
         where = data
     else:
         test, where = getattr(splits, split), f"{data or record['name']} ({split} split)"
-    result = evaluate(model, splits.train, test, settings=settings, data_name=record["name"] if record else data,
+    train = splits.train
+    if streamed(train) or streamed(test):  # a streamed run is scored on the first VAL_LIMIT examples of each
+        train, test = (d.materialize(VAL_LIMIT) if streamed(d) else d for d in (train, test))
+    result = evaluate(model, train, test, settings=settings, data_name=record["name"] if record else data,
                       verbose=verbose, classifier_cache=classifier_cache)
     result["data"] = where
     result["n"] = len(test)  # the likelihood figures also at the top level, as in earlier eval.json files

@@ -13,6 +13,12 @@
 * ``bif:NAME`` (a network of `network_names`, or of an installed pgmpy 1.1.0), ``bif:PATH`` or
   a path to a ``.bif`` / ``.bif.gz`` file: ancestral samples of a Bayesian network
   (`genlab.data.tabular.network_dataset`, seed 0 like ``asia``);
+* a folder, ``.npy``, ``.csv`` or ``.txt`` path with ``:stream`` (``photos/:stream``), or with
+  ``stream=True``: a `genlab.data.stream.StreamDataset` that reads examples on demand instead of
+  loading them (`genlab.data.sources`); an image folder may add ``:resize=HxW`` (or
+  ``resize=(H, W)``). Paths too large to load stream by themselves (`genlab.data.sources.wants_stream`:
+  a folder / ``.npy`` over 2 GiB as float32, a CSV / text file over 256 MiB) unless
+  ``stream=False``;
 * any of these with ``:binary`` (``mnist5k:binary``): grey levels made black and white, a pixel
   1 where its level is at least half the scale (``>= (levels - 1) / 2``: 128 of 0..255, 8 of
   0..16), or ``:binary=T`` for the threshold level T (`binarize`).
@@ -34,7 +40,9 @@ from .bundled import BUNDLED, load_fashion_mnist
 from .dataset import Dataset
 from .domains import join_domains
 from .files import load_path, looks_like_path
+from .sources import open_stream, wants_stream
 from .spec import Kind
+from .stream import StreamDataset, streamed
 from .tabular import network_dataset
 from .toys import TOYS, load_toy
 
@@ -44,6 +52,7 @@ DOMAIN_JOIN = "+"
 BIF_PREFIX = "bif:"
 BIF_SUFFIXES = (".bif", ".bif.gz")
 _BINARY = re.compile(r"^(?P<base>.+):binary(?:=(?P<t>[^:=]*))?$", re.IGNORECASE)
+_STREAM_OPTS = re.compile(r"^(?P<base>.+?)(?P<opts>(?::(?:stream|resize=[^:]*))+)$", re.IGNORECASE)
 
 
 def network_names() -> list[str]:
@@ -64,6 +73,9 @@ def binarize(ds: Dataset, threshold: float | None = None, name: str | None = Non
     Raises:
         ValueError: data that are not of ordered levels, or a threshold off the scale.
     """
+    if streamed(ds):
+        raise ValueError(f"{ds.name}:binary: binarizing applies to data loaded in memory, not to a stream; "
+                         "threshold the files themselves, or drop ':stream'")
     if ds.spec.kind is Kind.BINARY:
         return ds if name is None else dataclasses.replace(ds, name=name)
     if ds.spec.kind is not Kind.DISCRETE:
@@ -91,7 +103,8 @@ def _canonical(name: str) -> str | None:
     return None
 
 
-def load_dataset(name_or_path: str, *, seed: int = 0, n: int | None = None) -> Dataset:
+def load_dataset(name_or_path: str, *, seed: int = 0, n: int | None = None, stream: bool | None = None,
+                 resize: tuple[int, int] | None = None) -> Dataset | StreamDataset:
     """Load a built-in data set by name, a user file / image folder by path, or unpaired domains.
 
     Args:
@@ -105,9 +118,14 @@ def load_dataset(name_or_path: str, *, seed: int = 0, n: int | None = None) -> D
             examples in file order (no shuffling; ``mnist5k``, sorted by class in its file, is
             interleaved over the classes first so that a prefix is balanced); for joined
             domains, at most ``n`` examples of each domain.
+        stream: for a folder / ``.npy`` / ``.csv`` / ``.txt`` path: True streams it (as the
+            ``:stream`` suffix does), False loads it in memory, None streams it when it is too
+            large to load (`genlab.data.sources.wants_stream`).
+        resize: ``(H, W)``: resize a streamed image folder's images on read (``:resize=HxW``).
 
     Returns:
-        A `Dataset` with ``x: (n, *spec.event_shape)`` float32 and ``y: (n,)`` int64 or None.
+        A `Dataset` with ``x: (n, *spec.event_shape)`` float32 and ``y: (n,)`` int64 or None; or
+        a `genlab.data.stream.StreamDataset` (same ``spec``, ``name``; ``x`` is itself).
 
     Raises:
         ValueError: unknown name, unreadable or invalid data (the message says how to fix it).
@@ -117,6 +135,11 @@ def load_dataset(name_or_path: str, *, seed: int = 0, n: int | None = None) -> D
         raise ValueError(f"load_dataset: n must be a positive integer or None, got {n!r}")
     n = None if n is None else int(n)
     exists = os.path.exists(os.path.expanduser(name_or_path))
+    opts = None if exists else _STREAM_OPTS.match(name_or_path.strip())
+    if opts and os.path.exists(os.path.expanduser(opts.group("base"))):
+        return _streamed(opts.group("base"), name_or_path, opts.group("opts"), n, stream, resize)
+    if resize is not None and exists:
+        return _streamed(name_or_path, name_or_path, ":stream", n, stream, resize)
     m = None if exists else _BINARY.match(name_or_path.strip())
     if m:
         t = m.group("t")
@@ -145,6 +168,8 @@ def load_dataset(name_or_path: str, *, seed: int = 0, n: int | None = None) -> D
         if not os.path.exists(os.path.expanduser(name_or_path)):
             raise FileNotFoundError(f"{name_or_path}: no such file or folder. Check the path, or use a "
                                     f"built-in name: {', '.join(dataset_names())}")
+        if stream or (stream is None and wants_stream(name_or_path)):
+            return open_stream(name_or_path, n=n)
         return load_path(name_or_path, n)
     close = difflib.get_close_matches(name_or_path.lower(), dataset_names(), n=3)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
@@ -153,6 +178,20 @@ def load_dataset(name_or_path: str, *, seed: int = 0, n: int | None = None) -> D
                      f"({', '.join(network_names())}). A path to a .npy, .npz or .csv file, or to a "
                      f"folder of PNG/JPEG images, works too; join image sets with "
                      f"'{DOMAIN_JOIN}' (digits{DOMAIN_JOIN}mnist5k) for unpaired domains.")
+
+
+def _streamed(path: str, name: str, opts: str, n: int | None, stream: bool | None,
+              resize: tuple[int, int] | None) -> StreamDataset:
+    """``path`` opened as a stream with the options of ``PATH:stream:resize=HxW`` (``opts``)."""
+    for opt in opts.lower().split(":")[1:]:
+        if opt.startswith("resize="):
+            hw = opt[len("resize="):].split("x")
+            if len(hw) != 2 or not all(v.isdigit() and int(v) > 0 for v in hw):
+                raise ValueError(f"{name!r}: ':{opt}' needs two positive sizes, height x width, e.g. :resize=32x32")
+            resize = (int(hw[0]), int(hw[1]))
+    if stream is False:
+        raise ValueError(f"{name!r} asks for streaming (':stream' or a resize), but stream=False was given")
+    return open_stream(path, name, n=n, resize=resize)
 
 
 def _network(source: str, n: int | None) -> Dataset:

@@ -12,9 +12,8 @@ import weakref
 import numpy as np
 
 from .files import LABEL_COLUMNS, _csv_cell, _is_number
-from .sources import PASS_BYTES
 from .spec import DataSpec, Kind
-from .stream import Source
+from .stream import PASS_BYTES, Source
 from .text import UNKNOWN, CharVocab, DEFAULT_SEQ_LEN
 
 MAX_TEXT_LABELS = 65_536

@@ -38,6 +38,7 @@ from .splits import Splits
 SETUP_SAMPLE = 10_000
 VAL_LIMIT = 10_000
 GATHER_CHUNK = 1024  # examples decoded per read when gathering: bounds the transient memory
+PASS_BYTES = 16 * 2**20  # bytes a source reads per step of its one pass over a file
 
 
 class Source:
@@ -68,7 +69,8 @@ class StreamDataset(TorchDataset):
     """The rows ``rows`` of a `Source` (all of them by default), read on demand.
 
     ``ds[i]`` is a float32 tensor of ``spec.event_shape``, or ``(tensor, label)`` for a labelled
-    source; ``__getitems__`` reads a whole batch in one call (a ``DataLoader`` uses it).
+    source; ``ds[a:b]`` the examples of a slice as one tensor (as ``x[a:b]`` of a `Dataset`);
+    ``__getitems__`` reads a whole batch in one call (a ``DataLoader`` uses it).
     """
 
     def __init__(self, source: Source, rows: np.ndarray | None = None):
@@ -85,7 +87,9 @@ class StreamDataset(TorchDataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> Tensor | tuple[Tensor, Tensor]:
+    def __getitem__(self, i: int | slice) -> Tensor | tuple[Tensor, Tensor]:
+        if isinstance(i, slice):  # as ``x[:k]`` of an in-memory Dataset: those examples, as one tensor
+            return gather(self, range(len(self))[i])[0]
         return self.__getitems__([i])[0]
 
     def __getitems__(self, idx: Sequence[int]) -> list[Any]:
@@ -215,8 +219,7 @@ class Feed:
         if not streamed(x):
             return
         if whole:
-            raise ValueError(f"{name} updates on the whole training set at once (closed form / EM), so it "
-                             "needs the data in memory; load it without streaming (drop ':stream')")
+            refuse_whole(name)
         if y is not None and len(y) != len(x):
             raise ValueError(f"y has {len(y)} labels but the streamed dataset has {len(x)} examples")
         if workers < 0:
@@ -250,3 +253,9 @@ class Feed:
     def close(self) -> None:
         """Stop the worker processes (they persist across epochs while the feed lives)."""
         self.loader = None
+
+
+def refuse_whole(name: str) -> None:
+    """Raise the error for a family that updates on all the data at once, given a stream."""
+    raise ValueError(f"{name} updates on the whole training set at once (closed form / EM), so it needs "
+                     "the data in memory; load it without streaming (drop ':stream', or stream=False)")

@@ -53,6 +53,9 @@ class TrainConfig:
     amp: Literal["off", "bf16", "fp16"] = field(default="off", metadata={
         "help": "automatic mixed precision: off, bf16 or fp16 (fp16 adds loss scaling; CUDA only). bf16 also "
                 "runs on CPUs with native bf16 matmuls (AVX512-BF16 / AMX), ignored with a warning elsewhere"})
+    workers: int = field(default=0, metadata={"min": 0,
+        "help": "DataLoader worker processes that read a streamed data set (0: read in the training process); "
+                "in-memory tensors never use them"})
     threads: int | None = field(default=None, metadata={"min": 1,
         "help": "torch threads while fit runs (none: torch's default, one per core); 1 suits small models on "
                 "few cores, where a second thread costs more in synchronisation than it computes"})

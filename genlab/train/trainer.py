@@ -15,7 +15,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -27,6 +27,7 @@ from . import checkpoint
 from . import distributed as D
 from .config import TrainConfig
 from .ema import EMA
+from .hardware import cpu_has_bf16, threads_held
 from .progress import Progress
 from .signals import Deferred, deferred_signals
 from .stop import StopReason
@@ -37,27 +38,6 @@ class TrainingDiverged(RuntimeError):
 
 
 Callback = Callable[["Trainer", dict[str, Any]], None]
-
-
-def cpu_has_bf16() -> bool:
-    """Native bf16 matrix multiplies on this CPU (AVX512-BF16 or AMX; otherwise they are emulated)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` inside the block (None: unchanged), then restored."""
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 class Trainer:
@@ -133,7 +113,7 @@ class Trainer:
 
         With ``resume=True`` the state is read from ``out/checkpoint.safetensors`` first.
         """
-        with _threads(self.config.threads):  # once per fit: switching per step re-creates the thread pool
+        with threads_held(self.config.threads):  # once per fit: switching per step re-creates the thread pool
             return self._fit(x, y, x_val, y_val, resume)
 
     def _fit(self, x: Tensor, y: Tensor | None, x_val: Tensor | None, y_val: Tensor | None,
