@@ -4,15 +4,35 @@ A new family joins the conformance suite by adding one entry to FAMILY_CONFIGS.
 """
 from __future__ import annotations
 
-import pytest
-import torch
+import os
 
-import genlab
-from genlab.data import load_dataset
-from genlab import make
-from genlab.train import TrainConfig, Trainer
+# One thread everywhere, this process and the ones it starts (CLI, torchrun, fork servers): the tiny
+# models here gain nothing from a second thread, and on a loaded machine an idle OpenMP/BLAS thread
+# spin-waits, which cost 10-30x the CPU time of a one-thread fit (tests that want more set it).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-torch.set_num_threads(2)
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402  (scikit-learn's dependency)
+
+import genlab  # noqa: E402
+from genlab.data import load_dataset  # noqa: E402
+from genlab import make  # noqa: E402
+from genlab.train import TrainConfig, Trainer  # noqa: E402
+
+torch.set_num_threads(1)
+threadpool_limits(1)  # numpy/scipy BLAS already loaded before this file
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """A test that changes torch's thread count (or a library call that leaks one) does not leave
+    the rest of the session on it."""
+    yield
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
 
 # tiny settings that train in a fraction of a second
 FAMILY_CONFIGS: dict[str, dict] = {
@@ -20,7 +40,7 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "gmm": {"n_components": 3},
     "kde": {"n_candidates": 8},
     "vae": {"hidden": 32, "latent_dim": 2},
-    "realnvp": {"n_layers": 2, "hidden": 16},
+    "realnvp": {"n_layers": 2, "hidden": 16, "conditional": True},
     "gan": {"hidden": 32, "latent_dim": 4},
     "iresnet": {"n_blocks": 2, "hidden": 16, "depth": 1, "n_terms": 3, "eval_trace_samples": 1},
     "ebm": {"hidden": 32, "depth": 2, "channels": (8, 16), "langevin_steps": 10, "buffer_size": 512, "sample_steps": 20,
@@ -31,9 +51,9 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "ae": {"hidden": 32, "latent_dim": 2},
     "wae": {"hidden": 32, "latent_dim": 2},
     "iwae": {"hidden": 32, "latent_dim": 2, "k": 3},
-    "glow": {"scales": 2, "steps": 2, "hidden": 16, "depth": 1},
-    "maf": {"n_layers": 2, "hidden": 16, "depth": 1},
-    "nsf": {"n_layers": 2, "hidden": 16, "depth": 1, "bins": 4},
+    "glow": {"scales": 2, "steps": 2, "hidden": 16, "depth": 1, "conditional": True},
+    "maf": {"n_layers": 2, "hidden": 16, "depth": 1, "conditional": True},
+    "nsf": {"n_layers": 2, "hidden": 16, "depth": 1, "bins": 4, "conditional": True},
     "bayesnet": {"structure": "chow-liu"},
     "rbm": {"hidden": 8, "persistent": False, "sample_steps": 5, "ais_betas": 50, "ais_runs": 8},
     "mrf": {"sweeps": 2},

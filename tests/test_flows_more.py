@@ -146,7 +146,7 @@ def test_spline_is_monotone_identity_at_init_and_linear_outside_the_bound():
 def test_labels_change_the_density_and_none_is_the_unlabelled_row():
     torch.manual_seed(0)
     spec = DataSpec((1, 4, 4), Kind.DISCRETE, levels=5, num_classes=3)
-    model = perturb(Glow(spec, GlowConfig(scales=2, steps=2, hidden=16, depth=1)).double(), scale=0.1)
+    model = perturb(Glow(spec, GlowConfig(scales=2, steps=2, hidden=16, depth=1, conditional=True)).double(), scale=0.1)
     x = torch.randint(0, 5, (4, 1, 4, 4)).double()
     a = model.log_prob(x, condition=torch.zeros(4, dtype=torch.long))
     b = model.log_prob(x, condition=torch.full((4,), 2))

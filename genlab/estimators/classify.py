@@ -10,6 +10,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,9 @@ class GenerativeClassifier(ClassifierMixin, PassThroughParams):
         kw = self._config()
         kw.update(data_kind=spec.kind.value, levels=spec.levels)
         if conditional:
+            config_cls = getattr(get_family(self.family), "Config", None)
+            if config_cls is not None and "conditional" in {f.name for f in dataclasses.fields(config_cls)}:
+                kw["conditional"] = True  # a family that models p(x) unless asked (the flows)
             self.models_ = [Estimator(self.family, **kw).fit(X, codes)]
         else:
             small = [str(c) for c, n in zip(self.classes_, counts) if n < 3]

@@ -12,7 +12,13 @@ A subclass builds ``self.layers`` (an ``nn.ModuleList`` of invertible layers, se
 ``log p(z | y) = log N(f(z, e_y); 0, I) + log|det df/dz|`` (Rezende & Mohamed 2015; Dinh et al.
 2017, Eq. 3), where ``e_y`` is a learned label embedding.
 
-Conditioning: with labelled data (``spec.num_classes = K``) the embedding table has K + 1 rows;
+Conditioning is asked for with ``conditional=True`` (the default is False: on labelled data the
+flow models p(x), ignores the labels, and the trainer selects its checkpoint on the held-out p(x),
+the density ``genlab eval`` reports as ``nll_nats``). A conditional flow models p(x | y), is selected
+on the held-out p(x | y) (`GenerativeModel.val_loss` passes the labels to a model that takes them)
+and ``genlab eval`` reports that density as ``nll_given_label_nats`` beside p(x). Runs saved before
+the setting existed were conditional and load as such (``FlowConfig.added``).
+With labelled data (``spec.num_classes = K``) and ``conditional`` the embedding table has K + 1 rows;
 row K is "no label". Training replaces each label by "no label" with probability
 ``label_dropout`` (as classifier-free guidance does, Ho & Salimans 2022), so ``condition=None``
 is a trained unconditional flow p(x) that shares every weight with p(x | y): ``log_prob``,
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -40,6 +46,9 @@ from ..protocol import Batch, Bijective, Conditional, Density, GenerativeModel, 
 class FlowConfig:
     """Settings every flow family shares (each family's config extends it)."""
 
+    conditional: bool = field(default=False, metadata={
+        "help": "labelled data: model p(x | y) and select the checkpoint on it (eval reports it beside p(x)); "
+                "false: model p(x), ignoring the labels"})
     embed_dim: int = field(default=16, metadata={
         "help": "size of the learned label embedding (labelled data only; 0: ignore labels)"})
     label_dropout: float = field(default=0.2, metadata={
@@ -48,6 +57,8 @@ class FlowConfig:
         "help": "discrete data: uniform (exact flow on uniformly dequantized data) | variational "
                 "(Flow++ learned q(u|x); log_prob is then a lower bound)"})
     dequant_layers: int = field(default=4, metadata={"max": 100, "help": "coupling layers of the variational dequantizer q(u|x)"})
+    # runs saved before `conditional` existed modelled p(x | y) whenever the data had labels
+    added: ClassVar[dict[str, Any]] = {"conditional": True}
 
 
 class FlowBase(GenerativeModel, Latent, Bijective, Conditional):
@@ -66,7 +77,7 @@ class FlowBase(GenerativeModel, Latent, Bijective, Conditional):
         if not 0 <= config.label_dropout < 1 or config.embed_dim < 0 or config.dequant_layers < 1:
             raise ValueError(f"{self.name}: label_dropout must lie in [0, 1), embed_dim >= 0, dequant_layers >= 1")
         super().__init__(spec, config)
-        self.n_classes = spec.num_classes if (spec.num_classes and config.embed_dim) else 0
+        self.n_classes = spec.num_classes if (config.conditional and spec.num_classes and config.embed_dim) else 0
         self.ctx_dim = config.embed_dim if self.n_classes else 0
         if self.n_classes:
             self.embed = nn.Embedding(self.n_classes + 1, self.ctx_dim)
@@ -105,7 +116,8 @@ class FlowBase(GenerativeModel, Latent, Bijective, Conditional):
         if not self.n_classes:
             if condition is not None:
                 raise ValueError(f"{self.name}: this model was trained without class labels "
-                                 "(or with embed_dim=0); drop condition=")
+                                 "(conditional=false, embed_dim=0 or unlabelled data); drop condition=, "
+                                 "or train with --set conditional=true on labelled data")
             return None
         if condition is None:
             condition = torch.full((n,), self.n_classes, dtype=torch.long, device=device)

@@ -7,7 +7,7 @@ from the kept half (the learned split prior of Glow, Sec. 3 / code ``split2d``);
 keeps everything. As a bijection, ``z2 -> eps = (z2 - mu(h)) * exp(-log_s(h))``, so the base
 space is N(0, I) on R^D and `encode`/`decode` are exact. Vectors, and images whose sides are
 odd: the same steps on (batch, D) with a dense LU-parametrised linear map for the 1x1
-convolution and MLP conditioners. Labels (if any) enter every conditioner (see `_flow`).
+convolution and MLP conditioners. With ``conditional=True``, labels enter every conditioner (see `_flow`).
 """
 from __future__ import annotations
 

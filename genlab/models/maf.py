@@ -5,7 +5,7 @@ with ``(mu, alpha)`` from one MADE pass (Germain et al. 2015), so the density co
 layer; sampling inverts dimension by dimension (D passes per layer, ``sampling = "slow"``). The
 order is reversed between layers (Sec. 3.1) and an ActNorm (in place of the paper's batch
 normalisation, so that a score never depends on the rest of the batch) comes before each layer.
-Images are flattened to (batch, D) in raster order. Labels (if any) enter every MADE as a context.
+Images are flattened to (batch, D) in raster order. With ``conditional=True``, labels enter every MADE as a context.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ Layers of monotone rational-quadratic splines with linear (identity) tails outsi
 * ``transform="autoregressive"`` (RQ-NSF (AR)): ``ActNorm -> spline autoregressive`` with a MADE
   conditioner and the order reversed between layers; sampling is sequential.
 
-Images are flattened to (batch, D). Labels (if any) enter every conditioner as a context.
+Images are flattened to (batch, D). With ``conditional=True``, labels enter every conditioner as a context.
 """
 from __future__ import annotations
 

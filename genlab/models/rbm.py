@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -58,7 +58,13 @@ class RBMConfig:
     ais_runs: int = field(default=100, metadata={"help": "AIS chains"})
     init_std: float = field(default=0.01, metadata={"help": "std of the initial weights"})
     chain_seed: int = field(default=0, metadata={"help": "seed of the fantasy chains' initial states"})
+    validate: bool = field(default=True, metadata={
+        "help": "score the held-out NLL after every epoch (log Z exact or by AIS) so that the trainer keeps "
+                "the best epoch's weights; false: keep the last epoch's"})
+    val_ais_steps: int = field(default=200, metadata={"min": 1, "help": "validation: AIS steps for log Z (when not exact)"})
+    val_ais_runs: int = field(default=16, metadata={"min": 1, "help": "validation: AIS chains for log Z (when not exact)"})
     renamed: ClassVar[dict[str, str]] = {"seed": "chain_seed"}  # its name in runs saved before the rename
+    added: ClassVar[dict[str, Any]] = {"validate": False}  # runs saved before validation kept the last epoch
 
 
 # Level units hold a bias per entry and level, and every Gibbs sweep and AIS step draws from D x L
@@ -96,8 +102,8 @@ class RBM(GenerativeModel, Partition, Latent):
     training = "CD-k / PCD"
     # ~1,500 PCD steps (65 epochs of 23 batches on digits' 1,437 training images), lr decayed to 0
     # by a cosine so that the fantasy chains end near equilibrium of the final weights (with a
-    # constant lr they chase a moving model and sample() falls into one mode); no likelihood to
-    # validate on, so no early stopping
+    # constant lr they chase a moving model and sample() falls into one mode); no early stopping
+    # (the cosine must finish), but the best validated epoch is kept (`val_loss`)
     default_epochs = 65
     default_train = {"lr": 1e-2, "lr_schedule": "cosine", "batch_size": 64, "patience": None}
 
@@ -214,6 +220,19 @@ class RBM(GenerativeModel, Partition, Latent):
             v = torch.bernoulli(torch.sigmoid(self.base).expand(n, -1), generator=generator)
         v = self.gibbs(v, self.config.sample_steps, generator)  # draws, not means: samples follow the model
         return v.reshape(n, *self.spec.event_shape)
+
+    @torch.no_grad()
+    def val_loss(self, x: Tensor, y: Tensor | None = None) -> float | None:
+        """Held-out NLL in nats, ``mean F(v) + log Z``, with log Z exact (``H <= exact_max_hidden``) or
+        by AIS (``val_ais_steps`` steps, ``val_ais_runs`` chains, a fixed seed so that epochs are
+        compared on the same draws); None when ``validate`` is off. The trainer keeps the weights of
+        the epoch where it is lowest: PCD with a large learning rate can leave a model worse than
+        one of its earlier epochs."""
+        if not self.config.validate:
+            return None
+        g = torch.Generator(device=self.W.device).manual_seed(self.config.chain_seed)
+        log_z, _ = self.log_partition(steps=self.config.val_ais_steps, chains=self.config.val_ais_runs, generator=g)
+        return float(self.energy(x).double().mean()) + log_z.value
 
     # -- Latent: hidden-unit probabilities ------------------------------------------------------
     @property

@@ -7,9 +7,9 @@ kept half, `genlab.nn.flows.AffineCoupling`), for images a checkerboard; a
 learnable elementwise affine (ActNorm-like, Kingma & Dhariwal 2018, without batch statistics)
 comes before each coupling. The base distribution is a standard normal.
 
-Labelled data make it conditional (`Conditional`): a learned label embedding enters every
-coupling network, with label dropout so that ``condition=None`` is a trained p(x); discrete data
-may use variational dequantization (Ho et al. 2019). Both come from the shared flow base,
+``conditional=True`` on labelled data makes it conditional (`Conditional`): a learned label
+embedding enters every coupling network, with label dropout so that ``condition=None`` is a
+trained p(x); discrete data may use variational dequantization (Ho et al. 2019). Both come from the shared flow base,
 `genlab.models._flow` (see there).
 """
 from __future__ import annotations
