@@ -22,6 +22,7 @@ import sklearn.datasets  # noqa: F401  (imported here, once in the forkserver: m
 import torch
 import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: seconds per child otherwise)
 
+import genlab.models  # noqa: F401  (every family: imported once here, not again in each child)
 from genlab import rundir
 from genlab.runs import resume_run, train_run
 from genlab.train import TrainConfig

@@ -170,8 +170,10 @@ def _not_blank(png) -> bool:
 
 def test_compare_report_eval_from_the_command_line(capsys, tmp_path):
     out = tmp_path / "cmp"
+    # one job: each worker process costs seconds of imports (workers: the two-jobs test below)
     code, text, err = _run(capsys, "compare", "--data", "moons", "--n", 400, "--families", "gaussian,vae",
-                           "--budget", 0.01, "--set", "vae.hidden=16", "--set", "vae.latent_dim=2", "--out", out)
+                           "--budget", 0.01, "--set", "vae.hidden=16", "--set", "vae.latent_dim=2", "--out", out,
+                           "--jobs", 1)
     assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     assert [f["family"] for f in res["families"]] == ["gaussian", "vae"]

@@ -11,6 +11,7 @@ Imports are read with `ast`: top-level ones, those inside functions, and ``impor
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import shutil
 from pathlib import Path
@@ -57,9 +58,14 @@ def _is_package(name: str) -> bool:
 
 def module_imports(path: Path, module: str, is_init: bool) -> set[str]:
     """Every genlab module that ``path`` imports (absolute names)."""
+    return set(_imports_in(path.read_text(), module, is_init))
+
+
+@functools.lru_cache(maxsize=None)  # the planted-violation tests re-check copies that differ in one file
+def _imports_in(source: str, module: str, is_init: bool) -> frozenset[str]:
     package = module if is_init else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(source, module.replace(".", "/") + ("/__init__.py" if is_init else ".py"))):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
@@ -81,7 +87,7 @@ def module_imports(path: Path, module: str, is_init: bool) -> set[str]:
                 target = str(node.args[0].value)
                 if target.startswith("genlab"):
                     found.add(target)
-    return found
+    return frozenset(found)
 
 
 def check_layers(pkg_root: Path, layers: list[list[str]]) -> list[str]:
