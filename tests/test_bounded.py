@@ -22,15 +22,6 @@ from genlab.report.preview import plan_preview, sampler_steps, steps_set
 from genlab.runs import saved_train_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: a second thread only adds synchronisation (and on a busy machine, waiting)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _uncached(model, n: int, g: torch.Generator, prefix: torch.Tensor | None = None) -> torch.Tensor:
     """Sampling by the definition: the whole prefix through the network at every position."""
     z = torch.zeros(n, model.length)

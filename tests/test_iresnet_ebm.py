@@ -14,15 +14,6 @@ from genlab.samplers.langevin import Langevin
 from conftest import fit_tiny
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: a second thread only adds synchronisation (costly on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _stretched_block(dim: int, coeff: float = 0.9, seed: int = 0) -> InvertibleResBlock:
     """A float64 block whose raw weights are large, so every layer sits at its spectral bound
     (the most nonlinear, least contractive case)."""
