@@ -56,7 +56,7 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "nsf": {"n_layers": 2, "hidden": 16, "depth": 1, "bins": 4, "conditional": True},
     "bayesnet": {"structure": "chow-liu"},
     "rbm": {"hidden": 8, "persistent": False, "sample_steps": 5, "ais_betas": 50, "ais_runs": 8},
-    "mrf": {"sweeps": 2},
+    "mrf": {"sample_steps": 2},
     "cgan": {"hidden": 32, "latent_dim": 4},
     "pix2pix": {"base": 8, "stored_images": 16},
     "cyclegan": {"base": 8, "stored_images": 256},

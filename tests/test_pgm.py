@@ -253,7 +253,7 @@ def test_rbm_saved_when_auto_meant_gaussian_on_levels_still_loads(tmp_path):
 
 def test_mrf_gibbs_samples_match_exact_marginals():
     torch.manual_seed(0)
-    m = MRF(DataSpec((4,), Kind.CATEGORICAL, levels=3), MRFConfig(sweeps=20)).double()
+    m = MRF(DataSpec((4,), Kind.CATEGORICAL, levels=3), MRFConfig(sample_steps=20)).double()
     with torch.no_grad():
         m.theta.normal_(0, 0.5), m.J_raw.normal_(0, 0.7)
     states = m.all_states()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -28,9 +29,11 @@ from ..samplers.gibbs import site_gibbs
 @dataclass
 class MRFConfig:
     l2: float = field(default=1e-3, metadata={"help": "L2 penalty on the pairwise couplings J"})
-    sweeps: int = field(default=200, metadata={"help": "Gibbs sweeps per call to sample()"})
+    sample_steps: int = field(default=200, metadata={"help": "Gibbs sweeps per call to sample()"})
     exact_max_states: int = field(default=1 << 20, metadata={
         "help": "enumerate at most this many joint states for the exact log Z"})
+    # `sweeps` before the preview (genlab/report/preview.py) learnt to cut every family's sample_steps
+    renamed: ClassVar[dict[str, str]] = {"sweeps": "sample_steps"}
 
 
 @register("mrf")
@@ -53,8 +56,8 @@ class MRF(GenerativeModel, Partition):
     def __init__(self, spec: DataSpec, config: MRFConfig | None = None):
         config = config or MRFConfig()
         super().__init__(spec, config)
-        if config.l2 < 0 or config.sweeps < 1:
-            raise ValueError("mrf: l2 must be >= 0 and sweeps >= 1")
+        if config.l2 < 0 or config.sample_steps < 1:
+            raise ValueError("mrf: l2 must be >= 0 and sample_steps (Gibbs sweeps) >= 1")
         D, K = spec.dim, spec.levels
         self.theta = nn.Parameter(torch.zeros(D, K))
         self.J_raw = nn.Parameter(torch.zeros(D, D, K, K))
@@ -120,7 +123,7 @@ class MRF(GenerativeModel, Partition):
             X = nn.functional.one_hot(x, K).to(J.dtype).reshape(len(x), D * K)
             return unary[i] + X @ rows[i]
 
-        x = site_gibbs(x, site, self.config.sweeps, generator)
+        x = site_gibbs(x, site, self.config.sample_steps, generator)
         return x.to(J.dtype).reshape(n, *self.spec.event_shape)
 
     # -- normalization --------------------------------------------------------------------------
