@@ -154,3 +154,60 @@ def test_a_deadline_stops_training_like_a_budget_without_changing_the_saved_sett
     tr.fit(ds.x[48:], None, ds.x[:48])
     assert tr.stopped is StopReason.TIME_BUDGET and tr.step == 1
     assert json.loads((tmp_path / "trainer.json").read_text())["config"]["max_minutes"] == 10.0
+
+
+class _Clock:
+    """A clock the test moves: each training step costs 1 s, each validation ``val_s``."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    monotonic = perf_counter
+
+
+@pytest.mark.parametrize("val_s", [5.0, 0.0])
+def test_a_budget_keeps_room_for_the_last_validation(monkeypatch, val_s):
+    """The budget stop validates once more: training stops early enough for it to fit, from the
+    last validation's measured time (or, before the first, an estimate from the step time)."""
+    import genlab.train.trainer as trainer_module
+    from genlab.train import StopReason, TrainConfig, Trainer
+    clock = _Clock()
+    monkeypatch.setattr(trainer_module, "time", clock)
+    ds = load_dataset("moons", n=600, seed=0)  # 552 training rows, batch 64: 9 steps an epoch
+    model = tiny_model("realnvp", ds.spec)
+    val_loss = model.val_loss
+
+    def slow_val_loss(*a, **kw):
+        clock.now += val_s
+        return val_loss(*a, **kw)
+
+    monkeypatch.setattr(model, "val_loss", slow_val_loss)
+
+    def step_costs_a_second(tr, record):
+        clock.now += 1.0
+
+    budget = 20.0
+    tr = Trainer(model, TrainConfig(epochs=100, batch_size=64, max_minutes=budget / 60, progress=False,
+                                    device="cpu"), callbacks=[step_costs_a_second])
+    tr.fit(ds.x[48:], None, ds.x[:48])
+    assert tr.stopped is StopReason.TIME_BUDGET
+    assert clock.now <= budget + 1.0  # at most the step during which the room ran out
+    if val_s:  # one epoch (9 s + a 5 s validation), one step more (15 s), then the stop's validation
+        assert tr.epoch == 1 and tr.step == 10 and clock.now == 20.0
+
+
+def test_every_iterative_sampler_has_the_steps_knob_the_preview_cuts():
+    """mrf's Gibbs sweeps were `sweeps`, which the preview did not see; runs saved with the old
+    name still load."""
+    from genlab import settings
+    from genlab.data.spec import DataSpec, Kind
+    from genlab.models.mrf import MRFConfig
+    mrf = tiny_model("mrf", DataSpec((4,), Kind.BINARY, levels=2), sample_steps=7)
+    assert sampler_steps(mrf) == 7
+    with steps_set(mrf, 3):
+        assert mrf.config.sample_steps == 3
+    assert mrf.config.sample_steps == 7
+    assert settings.build(MRFConfig, {"sweeps": 9}).sample_steps == 9

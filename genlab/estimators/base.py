@@ -301,7 +301,7 @@ _DATA = {"data_kind": ("auto", "how X is read: auto | continuous | discrete | bi
          "levels": (None, "number of discrete levels (default: max + 1 of the training data)"),
          "val_fraction": (0.1, "share of X held out for validation (early stopping, KDE bandwidth)")}
 _OWN = {"device": ("cpu", "cpu | cuda | cuda:N | auto"), "verbose": (False, "show a progress bar")}
-_SKIP_TRAIN = ("progress", "device")  # given as verbose / device above
+_SKIP_TRAIN = ("progress", "device", "tensorboard")  # given as verbose / device above; no run directory for events
 _CLASSES: dict[str, type] = {}
 
 

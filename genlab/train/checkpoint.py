@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .. import io, rundir
+from . import tblog
 from .state import join_state, split_state
 from .stop import StopReason
 
@@ -33,6 +34,7 @@ def log(trainer: Any, record: dict[str, Any]) -> None:
     trainer.out.mkdir(parents=True, exist_ok=True)
     with open(trainer.out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
+    tblog.add(trainer, record)
 
 
 def truncate_metrics(trainer: Any, step: int) -> None:
@@ -93,6 +95,7 @@ def save(trainer: Any, with_model: bool = False) -> None:
     state.update(stop=trainer.stopped.value if trainer.stopped else None, stop_reason=trainer.stop_reason,
                  config=asdict(trainer.config), state=skeleton, checkpoint_sha256=hashlib.sha256(data).hexdigest())
     files = {"checkpoint.safetensors": data, "trainer.json": rundir.json_bytes(state)}
+    tblog.flush(trainer)  # the event files hold every record up to this checkpoint (a resume purges after it)
     if with_model or not (trainer.out / "config.json").exists():
         files.update(_model_files(trainer))
     trainer.generation = rundir.commit(trainer.out, files)

@@ -59,6 +59,9 @@ class TrainConfig:
     threads: int | None = field(default=None, metadata={"min": 1,
         "help": "torch threads while fit runs (none: torch's default, one per core); 1 suits small models on "
                 "few cores, where a second thread costs more in synchronisation than it computes"})
+    tensorboard: bool = field(default=False, metadata={
+        "help": "also write metrics.jsonl's records as TensorBoard scalars under RUN/tensorboard/ (view with "
+                "`tensorboard --logdir RUN`); needs `pip install \"genlab[tensorboard]\"`"})
 
     def __post_init__(self) -> None:
         settings.validate(self)

@@ -23,13 +23,14 @@ from torch import Tensor
 from ..protocol import Batch, GenerativeModel, Loss, Objective
 from .. import rundir
 from ..data import stream
-from . import checkpoint
+from . import checkpoint, optim
 from . import distributed as D
 from .config import TrainConfig
 from .ema import EMA
 from .hardware import cpu_has_bf16, threads_held
 from .progress import Progress
 from .signals import Deferred, deferred_signals
+from . import tblog
 from .stop import StopReason
 
 
@@ -72,7 +73,7 @@ class Trainer:
         if len(kinds) > 1:
             raise ValueError(f"{model.name}: objectives mix full-batch and mini-batch updates")
         self.full_batch = kinds == {True}
-        self.optimizers = [self._optimizer(o) for o in self.objectives]
+        self.optimizers = [optim.make(o, self.config, self.device) for o in self.objectives]
         self.amp = self.config.amp if self.device.type == "cuda" or (
             self.config.amp == "bf16" and self.device.type == "cpu" and cpu_has_bf16()) else "off"
         if self.config.amp != "off" and self.amp == "off":
@@ -101,10 +102,14 @@ class Trainer:
         self.stop_state: dict[str, Tensor] | None = None  # a time-budget stop's model, when best
         self.model_from_stop = False  # model.safetensors holds that model, not the best epoch's
         self.generation: int | None = None  # of the run directory, last committed or read
+        self.val_seconds: float | None = None  # the last validation's duration
+        self.n_val, self.step0 = 0, 0
         if self.config.batch_size < 1 or self.epochs < 1 or self.config.checkpoint_every < 1:
             raise ValueError("batch_size, epochs and checkpoint_every must be >= 1")
         if self.config.threads is not None and self.config.threads < 1:
             raise ValueError(f"threads must be >= 1 (or None for torch's default), got {self.config.threads}")
+        tblog.check(self.config, self.out)  # a missing tensorboard package fails here, before any training
+        self.tb: tblog.Events | None = None  # TensorBoard's writer while fit trains (tblog.open_events)
 
     # -- public --------------------------------------------------------------------------------
     def fit(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None, y_val: Tensor | None = None,
@@ -149,7 +154,8 @@ class Trainer:
 
     def _loop(self, x: Tensor, y: Tensor | None, x_val: Tensor | None, y_val: Tensor | None,
               signals: Deferred) -> None:
-        self.t0, self.seen, self.stop_state = time.perf_counter(), 0, None
+        self.t0, self.seen, self.stop_state, self.step0 = time.perf_counter(), 0, None, self.step
+        self.n_val = 0 if x_val is None else len(x_val)
         n_batches = 1 if self.full_batch else max(1, math.ceil(len(x) // self.world / self.config.batch_size))
         self.total_steps = self.epochs * n_batches
         feed = stream.Feed(x, y, workers=self.config.workers, device=self.device, check=self.model.check_input,
@@ -158,6 +164,7 @@ class Trainer:
                        budget_s=None if self.config.max_minutes is None else 60 * self.config.max_minutes,
                        enabled=self.config.progress and self.rank == 0)
         try:
+            self.tb = tblog.open_events(self)  # after the checkpoint's load: purges what the resume redoes
             while self.epoch < self.epochs and not self.finished:
                 order = self._epoch_order(len(x))
                 bs = len(order) if self.full_batch else self.config.batch_size
@@ -187,6 +194,7 @@ class Trainer:
         finally:
             bar.close()
             feed.close()  # stops the DataLoader's workers
+            tblog.close(self)  # after the last checkpoint: closing cannot lose it
 
     def prepare(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None) -> None:
         """Fit the model's preprocessing and data-dependent initialisation to the training data
@@ -221,7 +229,7 @@ class Trainer:
     def _step(self, batch: Batch, last: bool = False) -> dict[str, Any]:
         self.model.train()
         record: dict[str, Any] = {"step": self.step + 1, "epoch": self.epoch}
-        lr_factor = self._lr_factor()
+        lr_factor = optim.lr_factor(self.config.lr_schedule, self.step, self.total_steps)
         for obj, opt, loss_fn in zip(self.objectives, self.optimizers, self.loss_fns):
             if self.step % obj.every:
                 continue
@@ -265,9 +273,11 @@ class Trainer:
     def _validate(self, x_val: Tensor | None, y_val: Tensor | None) -> float | None:
         if x_val is None:
             return None
+        t = time.perf_counter()
         with self.ema_weights():
             self.model.eval()
             val = self.model.val_loss(x_val, y_val)
+        self.val_seconds = time.perf_counter() - t  # what a budget keeps back for the last validation
         if val is not None and not math.isfinite(val):
             raise self._diverged(f"the validation loss is {val}")
         return val
@@ -318,23 +328,6 @@ class Trainer:
         dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.amp != "off")
 
-    def _optimizer(self, obj: Objective) -> torch.optim.Optimizer | None:
-        if not obj.parameters:
-            return None
-        cls = torch.optim.AdamW if self.config.weight_decay else torch.optim.Adam
-        kw = {"weight_decay": self.config.weight_decay} if self.config.weight_decay else {}
-        if self.device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in obj.parameters):
-            kw["fused"] = True  # one kernel for all tensors, not ~10 ops per tensor (bench/README.md)
-        opt = cls(obj.parameters, lr=obj.lr or self.config.lr, betas=obj.betas or (0.9, 0.999), **kw)
-        for g in opt.param_groups:
-            g["initial_lr"] = g["lr"]
-        return opt
-
-    def _lr_factor(self) -> float:
-        if self.config.lr_schedule == "constant" or not self.total_steps:
-            return 1.0
-        return 0.5 * (1 + math.cos(math.pi * min(self.step / max(self.total_steps, 1), 1.0)))
-
     def _epoch_order(self, n: int) -> Tensor:
         """The data order of this epoch: a function of (seed, epoch) only, split across ranks."""
         if self.full_batch:  # closed forms / EM see all the data, on every rank alike
@@ -350,12 +343,24 @@ class Trainer:
         under torchrun every rank stops with the first that runs out."""
         if self.config.max_minutes is None and self.deadline is None:
             return False
-        late = (self.config.max_minutes is not None and time.perf_counter() - self.t0 > 60 * self.config.max_minutes) \
-            or (self.deadline is not None and time.monotonic() >= self.deadline)
+        keep = self._validation_reserve()  # the budget stop validates once more: it must fit too
+        late = (self.config.max_minutes is not None
+                and time.perf_counter() - self.t0 + keep >= 60 * self.config.max_minutes) \
+            or (self.deadline is not None and time.monotonic() + keep >= self.deadline)
         late = D.any_rank(late, self.world, self.device)
         if late:
             self._stop(StopReason.TIME_BUDGET)
         return late
+
+    def _validation_reserve(self) -> float:
+        """Seconds the last validation took, or before the first one an estimate from the step
+        time (a validation batch costs about half a training step: forward only)."""
+        if not self.n_val:
+            return 0.0
+        if self.val_seconds is not None:
+            return self.val_seconds
+        step_s = (time.perf_counter() - self.t0) / max(self.step - self.step0, 1)
+        return 0.5 * step_s * math.ceil(self.n_val / self.config.batch_size)
 
     def _diverged(self, what: str) -> TrainingDiverged:
         kept = (f"the last good checkpoint (step {self.last_checkpoint_step}) is kept in {self.out}"
@@ -368,6 +373,7 @@ class Trainer:
         return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
 
     def check_finite_weights(self) -> None:
+        """Raise `TrainingDiverged` (naming the parameter) when a weight holds NaN/Inf."""
         for name, p in self.model.named_parameters():
             if not torch.isfinite(p).all():
                 raise self._diverged(f"parameter {name} holds NaN/Inf")
