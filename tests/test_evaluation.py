@@ -220,6 +220,7 @@ def test_compare_reports_a_failing_family_in_its_row(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "c" / "runs").iterdir()) == ["gmm"]
 
 
+@pytest.mark.slow  # two worker processes import torch: ~19 CPU-s; .ci/run's second step runs it
 def test_compare_gives_the_same_numbers_in_one_process_and_in_two_jobs(tmp_path):
     import genlab.compare as cmp
 

@@ -19,7 +19,9 @@ def losses_of(family, ds, **train_kw):
     return seen, model, tr
 
 
-@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+# a compilation costs ~7 CPU-s even with aot_eager: slow-marked, .ci/run's second step runs aot_eager
+@pytest.mark.parametrize("backend", [pytest.param("aot_eager", marks=pytest.mark.slow),
+                                     pytest.param("inductor", marks=pytest.mark.slow)])
 def test_compiled_loss_trains_like_eager(backend, moons, monkeypatch):
     """Same data order, same updates: the compiled step follows the eager one to float32 rounding
     over a whole epoch (6 steps, the last one a short batch of 16, which compiles a second graph).

@@ -40,6 +40,7 @@ def _states_close(a: dict, b: dict, tol: float) -> float:
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
 
 
+@pytest.mark.slow  # two torch processes and a rendezvous: ~25 CPU-s; .ci/run's second step runs it
 def test_torchrun_cli_writes_one_run_equal_to_one_process_with_the_global_batch(tmp_path):
     """2 processes x batch 128 == 1 process x batch 256: the data order is dealt out in strides, so
     each step's examples are the same, and DDP averages the ranks' mean gradients."""
