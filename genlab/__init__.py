@@ -1,4 +1,15 @@
-"""genlab: one library and one command-line tool for every family of generative model."""
+"""genlab: one library and one command-line tool for every family of generative model.
+
+The names here are the public face: `make` a model of any family (a torch module), train it with
+`Trainer`, `save` / `load` run directories, or use the scikit-learn face (`Estimator`, the task
+estimators). The public modules:
+
+* `genlab.data`: built-in data sets and user files (`load_dataset`), `split`, `DataSpec`.
+* `genlab.estimators`: the scikit-learn estimators (``fit``, ``score_samples``, ``sample``, ...).
+* `genlab.train`: the one `Trainer`, its settings (`genlab.train.TrainConfig`), why a run stopped.
+* `genlab.metrics`: metrics as pure functions (`genlab.metrics.nll`, ...), in nats unless named bits.
+* `genlab.tasks`: outlier detection, imputation, interpolation, lossless compression.
+"""
 from .version import __version__
 
 # every public name is imported on first use: `genlab --help` and `genlab --version` start

@@ -48,6 +48,7 @@ class Estimate:
     n: int
 
     def to_dict(self) -> dict[str, float | int]:
+        """``{"value", "stderr", "n"}`` as plain JSON numbers."""
         return {"value": self.value, "stderr": self.stderr, "n": self.n}
 
     def __str__(self) -> str:
@@ -122,11 +123,11 @@ class GenerativeModel(DistributionFace, nn.Module):
 
     def setup(self, x: Tensor, y: Tensor | None = None, x_val: Tensor | None = None) -> None:
         """Data-dependent initialisation before training (statistics, k-means, stored points) from
-        data-space examples ``x`` (n, *event_shape), labels ``y`` and validation examples ``x_val``
-        (for models that choose settings on them: KDE)."""
+        data-space ``x`` (n, *event_shape), labels ``y`` and ``x_val`` (KDE chooses on it)."""
         self.pre.fit(self.check_input(x))
 
     def objectives(self) -> list[Objective]:
+        """The losses the Trainer steps in order, each with its own optimizer (GANs: two)."""
         raise NotImplementedError
 
     # -- public API: validate, then compute in model space -------------------------------------
@@ -215,6 +216,7 @@ class Decoder:
     latent_dim: int
 
     def decode(self, codes: Tensor) -> Tensor:  # pragma: no cover - interface
+        """Data-space examples (n, *event_shape) of codes (n, latent_dim)."""
         raise NotImplementedError
 
 
@@ -222,6 +224,7 @@ class Latent(Decoder):
     """Mixin: a `Decoder` with an encoder, ``encode(x) -> codes`` (data space in)."""
 
     def encode(self, x: Tensor) -> Tensor:  # pragma: no cover - interface
+        """Codes of data-space examples ``x: (n, *event_shape)``: (n, latent_dim)."""
         raise NotImplementedError
 
 
@@ -270,6 +273,7 @@ class Energy:
     """Mixin: an energy ``E(x)`` with ``p(x) ∝ exp(-E(x))``."""
 
     def energy(self, x: Tensor) -> Tensor:  # pragma: no cover - interface
+        """``E(x)`` per data-space example: (n,); lower is more probable."""
         raise NotImplementedError
 
 
@@ -302,6 +306,7 @@ class Conditional:
 
     @property
     def conditioned(self) -> bool:
+        """Whether this instance takes labels (``condition=``); False when built without them."""
         return True
 
 
@@ -355,6 +360,7 @@ class GaussianMixtureForm:
     means (K, D), scale_tril (K, D, D)) in model space."""
 
     def mixture(self) -> tuple[Tensor, Tensor, Tensor]:  # pragma: no cover - interface
+        """(log weights (K,), means (K, D), scale_tril (K, D, D)) of the model-space mixture."""
         raise NotImplementedError
 
 
@@ -364,6 +370,7 @@ class Imputer:
 
     def impute(self, x: Tensor, missing: Tensor, method: str = "mode",
                generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover - interface
+        """``x`` (n, *event_shape) with the entries where ``missing`` is True filled in (data space)."""
         raise NotImplementedError
 
 
@@ -374,6 +381,7 @@ class Translator:
     directions: tuple[str, ...] = ("forward",)
 
     def translate(self, inputs: Tensor, direction: str | None = None) -> Tensor:  # pragma: no cover
+        """Images of the model's spec translated from ``inputs`` along ``direction``."""
         raise NotImplementedError
 
 

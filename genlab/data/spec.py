@@ -90,9 +90,11 @@ class DataSpec:
 
     @property
     def is_discrete(self) -> bool:
+        """True for every kind but continuous (the entries are integer levels or categories)."""
         return self.kind is not Kind.CONTINUOUS
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON data (what a run's ``config.json`` holds); `from_dict` reads it back."""
         d = asdict(self)
         d["kind"] = self.kind.value
         d["event_shape"] = list(self.event_shape)
@@ -110,6 +112,7 @@ class DataSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataSpec":
+        """The spec `to_dict` wrote. Raises ValueError for a field this version does not know."""
         known = {"event_shape", "kind", "levels", "num_classes", "vocab", "feature_names", "cardinalities",
                  "domains"}
         unknown = set(d) - known
