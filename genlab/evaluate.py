@@ -32,7 +32,7 @@ from .metrics.classifier import FeatureClassifier, conditional_accuracy
 from .metrics.classifier_cache import (CACHE_ENV, DEFAULT_CACHE, classifier_cache_dir,  # noqa: F401  (API)
                                        feature_classifier, sample_features)
 from .metrics.fid import fid
-from .metrics.likelihood import likelihood_figures
+from .metrics.capped import capped_likelihood
 from .metrics.memorization import memorization
 from .metrics.reconstruction import reconstruction_rmse
 from .metrics.samples import density_coverage, mmd, precision_recall
@@ -69,9 +69,10 @@ class EvalSettings:
                 "20 hidden units, ebm beyond 2 values per example); 0: no NLL for those"})
     ais_examples: int = field(default=200, metadata={"help": "held-out examples scored by AIS"})
     metric_seconds: float = field(default=30.0, metadata={"min": 0, "help":
-        "time cap of each metric in seconds: a pilot on a few examples decides how many held-out examples a "
-        "metric over examples (NLL, AIS, reconstruction) uses, and sampling draws fewer samples, so that each "
-        "fits; the reason is shown when one is cut (0: no cap)"})
+        "time cap of each metric in seconds: measured pilots decide how many held-out examples a metric over "
+        "examples (NLL, AIS, reconstruction) uses, how many AIS steps an energy model's log Z gets, how many "
+        "timesteps per example a diffusion bound sums (an unbiased estimate, its noise in the stderr) and how "
+        "many samples are drawn, so that each fits; what was cut is shown (0: no cap)"})
     metrics: str = field(default="all", metadata={
         "help": "comma-separated metrics to compute, e.g. nll,fid (default: all; `genlab metrics` lists them)"})
 
@@ -149,6 +150,14 @@ def _annealed(ctx: Context) -> Figures:
     return {"ais_nll_nats": e.to_dict(), "ais_bits_per_dim": bits_per_dim(e, ctx.model.spec.dim).to_dict()}, {}
 
 
+def _likelihood(ctx: Context) -> Figures:
+    """The likelihood figures within the cap, log Z and a bound's timesteps included (`capped_likelihood`)."""
+    figures, why = capped_likelihood(ctx.model, ctx.test.x, ctx.test.y, ais_steps=ctx.s.ais_steps or ctx.s.log_z_steps,
+                                     seed=ctx.s.seed, cap=ctx.cap)
+    ctx.cut.update({"nll": why} if why else {})
+    return figures, {}
+
+
 def _sampling(ctx: Context) -> Figures:
     """Samples/s; the samples become the input of the sample metrics unless they hold NaN / Inf."""
     s = ctx.s
@@ -215,10 +224,7 @@ def _latent(model: GenerativeModel) -> None:
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec(("nll",), lambda c: (likelihood_figures(  # nll_nats, bits_per_dim, nll_is, ...
-        c.model, c.first(c.test.x), None if c.test.y is None else c.first(c.test.y),
-        ais_steps=c.s.ais_steps or c.s.log_z_steps, seed=c.s.seed), {}),
-        requires=_has_likelihood, examples=lambda c: len(c.test)),
+    MetricSpec(("nll",), _likelihood, requires=_has_likelihood),  # nll_nats, bits_per_dim, nll_is, ...
     # energy models spend their AIS steps on log Z (the nll row)
     MetricSpec(("ais",), _annealed, requires=ais_check,
                asked=lambda c: c.s.ais_steps > 0 and not isinstance(c.model, Partition),
@@ -327,7 +333,8 @@ def evaluate(model: GenerativeModel, train: Dataset, test: Dataset, *, settings:
                     continue
                 try:
                     figures, floors = _row(ctx, spec)
-                except NotSupported as e:
+                except NotSupported as e:  # a refusal after a cut (too few AIS steps to converge) keeps the cut
+                    ctx.cut.update({"/".join(spec.names): e.cut} if getattr(e, "cut", None) else {})
                     not_computed.update(dict.fromkeys(spec.names, str(e)))
                     if spec.provides:
                         ctx.missing[spec.provides] = f"no {spec.provides}: {e}"

@@ -211,6 +211,23 @@ class DDPM(GenerativeModel, Latent, Conditional, Diffusion):
                   generator: torch.Generator | None = None) -> Tensor:
         return self.bound(z, condition, generator, self.config.bound_timesteps).to(z.dtype)
 
+    @property
+    def bound_terms(self) -> int:
+        """Terms of the bound's sum per example: the T timesteps, one network pass each."""
+        return self.schedule.T
+
+    def log_prob_terms(self, x: Tensor, terms: int, *, condition: Tensor | None = None,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """`log_prob` (data space, nats: (batch,)) with the bound's sum over the T timesteps
+        estimated from ``terms`` strata of them: unbiased for the full bound, with the strata's
+        Monte-Carlo noise on top of the one ``x_t`` draw per term that the full sum has; ``terms =
+        T``: the full sum (`log_prob` with ``bound_timesteps`` none)."""
+        x = self.check_input(x)
+        condition = self._check_condition(condition, len(x))
+        g = generator if generator is not None else torch.Generator(x.device).manual_seed(0)
+        z, logdet = self.pre(x, g)
+        return self.bound(z, condition, g, terms).to(z.dtype) + logdet
+
     def val_loss(self, x: Tensor, y: Tensor | None = None) -> float | None:
         """Minus the bound (nats, data space) with ``val_timesteps`` strata and a fixed seed, so that
         epochs are compared on the same draws."""

@@ -13,9 +13,15 @@ def _se(d: dict[str, Any]) -> float:
     return d.get("stderr") if d.get("stderr") is not None else float("nan")
 
 
+def _what_was_cut(why: str) -> str:
+    """The start of each reason of a cut (``64 of 180 examples``), without the measured why."""
+    return "; ".join(part.split(": ")[0] for part in why.split("; "))
+
+
 def eval_lines(result: dict[str, Any]) -> list[str]:
     """The lines `print_eval` prints: a heading, one line per metric (value ± standard error, n,
-    and the held-out-data floor where there is one), then what was not computed and why."""
+    and the held-out-data floor where there is one), the metrics the time cap cut (what was cut),
+    then what was not computed and why."""
     lines = [f"{result['family']} on {result['data']} (density {result['density']}, "
              f"{result['parameters']:,} parameters)"]
     floor = result.get("floor", {})
@@ -25,7 +31,8 @@ def eval_lines(result: dict[str, Any]) -> list[str]:
         if isinstance(v, int):
             lines.append(f"  {k}: {v}")
         elif k == "log_partition":
-            se = f" ± {v['stderr']:.2g} ({v['n']} chains)" if v["method"] == "ais" else ""
+            steps = f", {v['steps']} steps" if "steps" in v else ""
+            se = f" ± {v['stderr']:.2g} ({v['n']} chains{steps})" if v["method"] == "ais" else ""
             lines.append(f"  log Z ({v['method']}): {v['value']:.4g}{se}")
         elif k == "memorization":
             flag = "  ** MEMORIZES: samples copy the training set **" if v["flagged"] else ""
@@ -38,6 +45,8 @@ def eval_lines(result: dict[str, Any]) -> list[str]:
             if k in floor:
                 line += f"   [held-out data: {floor[k]['value']:.4g} ± {_se(floor[k]):.2g}]"
             lines.append(line)
+    cut = result.get("cut", {})
+    lines += [f"  cut by the time cap (--metric-seconds): {k}: {_what_was_cut(why)}" for k, why in cut.items()]
     lines += [f"  not computed: {k}: {why}" for k, why in result["not_computed"].items()]
     return lines
 
