@@ -168,10 +168,11 @@ class _Clock:
     monotonic = perf_counter
 
 
-@pytest.mark.parametrize("val_s", [5.0, 0.0])
+@pytest.mark.parametrize("val_s", [5.0, 0.0, 30.0])
 def test_a_budget_keeps_room_for_the_last_validation(monkeypatch, val_s):
     """The budget stop validates once more: training stops early enough for it to fit, from the
-    last validation's measured time (or, before the first, an estimate from the step time)."""
+    last validation's measured time (or, before the first, an estimate from the step time); a
+    validation longer than the budget is not run again at the stop (the latest model is kept)."""
     import genlab.train.trainer as trainer_module
     from genlab.train import StopReason, TrainConfig, Trainer
     clock = _Clock()
@@ -180,7 +181,10 @@ def test_a_budget_keeps_room_for_the_last_validation(monkeypatch, val_s):
     model = tiny_model("realnvp", ds.spec)
     val_loss = model.val_loss
 
+    calls = []
+
     def slow_val_loss(*a, **kw):
+        calls.append(clock.now)
         clock.now += val_s
         return val_loss(*a, **kw)
 
@@ -194,6 +198,9 @@ def test_a_budget_keeps_room_for_the_last_validation(monkeypatch, val_s):
                                     device="cpu"), callbacks=[step_costs_a_second])
     tr.fit(ds.x[48:], None, ds.x[:48])
     assert tr.stopped is StopReason.TIME_BUDGET
+    if val_s > budget:  # the end of the first epoch (9 s) could not know; the stop skips its validation
+        assert calls == [9.0] and tr.step == 10 and clock.now == 40.0
+        return
     assert clock.now <= budget + 1.0  # at most the step during which the room ran out
     if val_s:  # one epoch (9 s + a 5 s validation), one step more (15 s), then the stop's validation
         assert tr.epoch == 1 and tr.step == 10 and clock.now == 20.0
@@ -211,3 +218,19 @@ def test_every_iterative_sampler_has_the_steps_knob_the_preview_cuts():
         assert mrf.config.sample_steps == 3
     assert mrf.config.sample_steps == 7
     assert settings.build(MRFConfig, {"sweeps": 9}).sample_steps == 9
+
+
+def test_a_preview_draw_stops_at_its_allowance_whatever_the_family(digits):
+    """A made on large images needs one pass per pixel for a single sample: the pilot itself must
+    stop at the allowance (between two module calls), not after minutes."""
+    from genlab.report.preview import preview_samples
+    model = tiny_model("made", digits.spec).eval()
+    slow = [m.register_forward_pre_hook(lambda m, a: time.sleep(0.05)) for m in model.modules()]
+    t0 = time.perf_counter()
+    x, plan = preview_samples(model, 0.3, want=16, least=4, generator=torch.Generator().manual_seed(0))
+    elapsed = time.perf_counter() - t0
+    for h in slow:
+        h.remove()
+    assert x is None and plan.n == 0 and "did not finish" in plan.note
+    assert elapsed < 3.0  # one sample is 64 passes of >= 0.05 s: the pilot alone would take >= 3.2 s
+    assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape[0] == 2  # no hook left behind

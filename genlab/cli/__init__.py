@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import time
 
 from .parser import build_parser, command_of
 
@@ -29,6 +30,7 @@ def _error(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``genlab`` command; returns the exit status (2 for a user error, with its message)."""
+    started = time.monotonic()  # a --max-minutes budget counts from here: the imports below are in it
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     command = command_of(argv)
     try:
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             from .runconfig import family_from_config
             argv = family_from_config(argv)
         args = build_parser(command).parse_args(argv)
+        args.started = started
         return args.handler(args)
     except BrokenPipeError:  # `genlab ... | head`: the reader left; nothing to report
         sys.stderr.close()

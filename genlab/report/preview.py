@@ -132,12 +132,32 @@ def timed_draw(model: GenerativeModel, n: int, steps: int | None, generator: tor
     return x, time.perf_counter() - t0
 
 
+class _OutOfTime(Exception):
+    """A draw passed its deadline (raised from inside the model, between two module calls)."""
+
+
+@contextlib.contextmanager
+def _stop_at(deadline: float) -> Iterator[None]:
+    """Inside the block every module call first checks the clock and raises `_OutOfTime` past
+    ``deadline``: a sampler that loops over modules (an autoregressive model's one pass per entry,
+    a diffusion chain) stops within one pass of it, whatever its family."""
+    def check(module: torch.nn.Module, args: object) -> None:
+        if time.perf_counter() > deadline:
+            raise _OutOfTime
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(check)
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
 def preview_samples(model: GenerativeModel, seconds: float | None, *, want: int, least: int,
                     generator: torch.Generator) -> tuple[Tensor | None, PreviewPlan]:
     """Samples for a preview drawn within about ``seconds`` (None: `PREVIEW_SECONDS`).
 
     A pilot of `PILOT` samples at a few steps measures the speed; `plan_preview` sizes the rest.
-    Returns (samples or None when none fit, the plan). The pilot's samples are not shown: the
+    Neither draw runs past the allowance: each is stopped at it (`_stop_at`), between two module
+    calls, and then no samples are shown. Returns (samples or None when none fit, the plan). The pilot's samples are not shown: the
     preview is the plan's draw alone, so that the same plan gives the same picture.
     """
     allowance = PREVIEW_SECONDS if seconds is None else seconds
@@ -147,12 +167,22 @@ def preview_samples(model: GenerativeModel, seconds: float | None, *, want: int,
     pilot_steps = None if steps is None else min(steps, LEAST_STEPS)
     t0 = time.perf_counter()
     probe = torch.Generator(device=generator.device).manual_seed(int(generator.initial_seed()) + 1)
-    _, dt = timed_draw(model, min(PILOT, want), pilot_steps, probe)
+    try:
+        with _stop_at(t0 + allowance):
+            _, dt = timed_draw(model, min(PILOT, want), pilot_steps, probe)
+    except _OutOfTime:
+        return None, PreviewPlan(0, pilot_steps, True, f"no samples: a pilot of {min(PILOT, want)} samples did "
+                                 f"not finish in the {allowance:.3g} s left")
     per_step = dt / (min(PILOT, want) * (pilot_steps or 1))
     left = allowance - (time.perf_counter() - t0)
     least_steps = None if steps is None else min(steps, max(LEAST_STEPS, steps // 20))
     plan = plan_preview(per_step, left, want=want, least=least, steps=steps, least_steps=least_steps)
     if plan.n == 0:
         return None, plan
-    x, _ = timed_draw(model, plan.n, plan.steps, generator)
+    try:
+        with _stop_at(t0 + allowance):
+            x, _ = timed_draw(model, plan.n, plan.steps, generator)
+    except _OutOfTime:  # slower than the pilot said (a busy machine): the command's budget still holds
+        return None, PreviewPlan(0, plan.steps, True, f"no samples: the draw of {plan.n} did not finish in the "
+                                 f"{allowance:.3g} s allowed")
     return x, plan

@@ -305,10 +305,12 @@ class Trainer:
         best, and checkpoint. The epoch's bookkeeping (best, epochs without gain) is left as it
         was, so a resumed run goes on exactly as an uninterrupted one would; a resumed run that
         finishes puts its best epoch back in model.safetensors (`_finish`)."""
-        val = self._validate(x_val, y_val)
+        left = self._seconds_left()  # no room for the validation (it alone is over the budget): keep the latest
+        skip = x_val is not None and left is not None and left < self._validation_reserve()
+        val = None if skip else self._validate(x_val, y_val)
         better = val is None or self.best_val is None or val < self.best_val
-        checkpoint.log(self, {"epoch": self.epoch, "step": self.step, "val_loss": val,
-                              "best_val_loss": self.best_val, "stop": "time budget"})
+        checkpoint.log(self, {"epoch": self.epoch, "step": self.step, "val_loss": val, "best_val_loss": self.best_val,
+                              "stop": "time budget"} | ({"validation": "skipped: no time left"} if skip else {}))
         if better:
             with self.ema_weights():
                 self.stop_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -343,14 +345,17 @@ class Trainer:
         under torchrun every rank stops with the first that runs out."""
         if self.config.max_minutes is None and self.deadline is None:
             return False
-        keep = self._validation_reserve()  # the budget stop validates once more: it must fit too
-        late = (self.config.max_minutes is not None
-                and time.perf_counter() - self.t0 + keep >= 60 * self.config.max_minutes) \
-            or (self.deadline is not None and time.monotonic() + keep >= self.deadline)
+        late = self._seconds_left() <= self._validation_reserve()  # the budget stop's validation must fit too
         late = D.any_rank(late, self.world, self.device)
         if late:
             self._stop(StopReason.TIME_BUDGET)
         return late
+
+    def _seconds_left(self) -> float | None:
+        """Seconds until the budget or the deadline, whichever comes first (None: neither is set)."""
+        left = [] if self.config.max_minutes is None else [60 * self.config.max_minutes - (time.perf_counter() - self.t0)]
+        left += [] if self.deadline is None else [self.deadline - time.monotonic()]
+        return min(left) if left else None
 
     def _validation_reserve(self) -> float:
         """Seconds the last validation took, or before the first one an estimate from the step
