@@ -305,8 +305,8 @@ class Trainer:
         best, and checkpoint. The epoch's bookkeeping (best, epochs without gain) is left as it
         was, so a resumed run goes on exactly as an uninterrupted one would; a resumed run that
         finishes puts its best epoch back in model.safetensors (`_finish`)."""
-        left = self._seconds_left()  # no room for the validation (it alone is over the budget): keep the latest
-        skip = x_val is not None and left is not None and left < self._validation_reserve()
+        left = self._seconds_left()  # already past the budget (an epoch's validation took it): keep the latest
+        skip = x_val is not None and left is not None and left <= 0
         val = None if skip else self._validate(x_val, y_val)
         better = val is None or self.best_val is None or val < self.best_val
         checkpoint.log(self, {"epoch": self.epoch, "step": self.step, "val_loss": val, "best_val_loss": self.best_val,
