@@ -7,7 +7,8 @@ Every side runs in this one process with ``torch.set_num_threads(1)`` and
 thread as torch is), interleaved round by round (bench/speed/timing.py); the tables give the median
 wall and thread-CPU time per round.
 
-- gmm: 128 full-covariance components on moons (10,000 training points), genlab's EM step
+- gmm: 128 full-covariance components on moons (10,000 training points, 2-D) and 8 on digits
+  (1,437 training images, 64-D), genlab's EM step
   (``GMM._em_step``) beside scikit-learn's ``GaussianMixture.fit`` from the same initialisation
   (genlab's k-means, passed as weights / means / precisions) for the same number of EM iterations
   (``tol`` never met), in float64 and float32; the per-example train log-likelihoods of the
@@ -44,18 +45,21 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def gmm_case(rounds: int, iters: int, dtype: torch.dtype, components: int = 128) -> list[dict]:
+def gmm_case(rounds: int, iters: int, dtype: torch.dtype, components: int = 128, data: str = "moons") -> list[dict]:
     from sklearn.mixture import GaussianMixture
     from genlab import make
     from genlab.protocol import Batch
-    s = data_splits("moons", n=12500)
+    s = data_splits(data, n=12500 if data == "moons" else None)
     x = s.train.x.to(dtype)
     model = make("gmm", s.train.spec, seed=0, n_components=components).to(dtype)  # _em_step ignores tol
     model.setup(x)
     w0, mu0, L0 = model.weights.clone(), model.means.clone(), model.scale_tril.clone()
-    z = model.pre(x, None)[0].reshape(len(x), -1)
+    # the data EM fits: discrete data dequantized with the init seed's noise, as GMM._em_step does
+    z = model.pre(x, torch.Generator().manual_seed(model.config.init_seed))[0].reshape(len(x), -1)
     zn = z.numpy()
     prec0 = torch.cholesky_inverse(L0).numpy()
+    w_np = w0.double().numpy()
+    w_np = w_np / w_np.sum()  # scikit-learn checks the sum to float64 precision
     batch = Batch(x)
     holder: dict = {}
 
@@ -66,7 +70,7 @@ def gmm_case(rounds: int, iters: int, dtype: torch.dtype, components: int = 128)
 
     def sklearn_fit(_) -> None:
         sk = GaussianMixture(components, covariance_type="full", tol=0.0, reg_covar=model.config.reg, max_iter=iters,
-                             weights_init=w0.double().numpy(), means_init=mu0.numpy(), precisions_init=prec0)
+                             weights_init=w_np, means_init=mu0.numpy(), precisions_init=prec0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tol=0 never "converges": a fixed iteration count
             sk.fit(zn)
@@ -74,12 +78,14 @@ def gmm_case(rounds: int, iters: int, dtype: torch.dtype, components: int = 128)
 
     l0 = _load()
     wall, cpu = interleaved_steps({"genlab": genlab_fit, "sklearn": sklearn_fit}, [None], rounds)
-    params = components * (1 + 2 + 3)  # weight, mean, covariance of a 2-D Gaussian
-    ll_g = model.log_prob(x).double()
-    ll_s = torch.from_numpy(holder["sk"].score_samples(zn)).double() + model.pre(x, None)[1].double()
+    dim = z.shape[1]
+    params = components * (1 + dim + dim * (dim + 1) // 2)  # weight, mean, covariance of each Gaussian
+    from genlab.models.gmm import component_log_prob  # both fits scored on the same model-space points
+    ll_g = torch.logsumexp(component_log_prob(z, model.means, model.scale_tril) + model.weights.log(), 1).double()
+    ll_s = torch.from_numpy(holder["sk"].score_samples(zn)).double()
     diff = (ll_g - ll_s).abs().max().item()
     name = str(dtype).removeprefix("torch.")
-    return [{"case": f"gmm {name}", "library": lib, "iters": iters, "parameters": params, "round_s": wall[lib],
+    return [{"case": f"gmm {data} {name}", "library": lib, "iters": iters, "parameters": params, "round_s": wall[lib],
              "cpu_s": cpu[lib], "per_iter_ms": 1e3 * cpu[lib] / iters,
              **({"ratio": cpu["sklearn"] / cpu["genlab"], "wall_ratio": wall["sklearn"] / wall["genlab"],
                  "max_abs_ll_diff": diff, "sklearn_n_iter": int(holder["sk"].n_iter_)} if lib == "sklearn" else {}),
@@ -210,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--gmm-iters", type=int, default=20)
     p.add_argument("--gmm-dtypes", default="float64,float32")
+    p.add_argument("--gmm-data", default="moons,digits",
+                   help="moons: 2-D, where scikit-learn's loop over components dominates; digits: 64-D, BLAS-bound")
     p.add_argument("--nsf-data", default="moons,digits")
     args = p.parse_args(argv)
     from threadpoolctl import threadpool_limits
@@ -218,8 +226,12 @@ def main(argv: list[str] | None = None) -> None:
     cases = args.cases.split(",")
     with threadpool_limits(1):
         if "gmm" in cases:
-            for d in args.gmm_dtypes.split(","):
-                rows += gmm_case(args.rounds, args.gmm_iters, getattr(torch, d))
+            for data in args.gmm_data.split(","):
+                for d in args.gmm_dtypes.split(","):
+                    # digits: 8 components (~180 images each); 128 leave too few per component for a
+                    # full 64-D covariance, and scikit-learn's Cholesky fails
+                    rows += gmm_case(args.rounds, args.gmm_iters, getattr(torch, d), data=data,
+                                     components=128 if data == "moons" else 8)
                 print_table(rows[-2:], ["case", "library", "parameters", "iters", "cpu_s", "per_iter_ms", "ratio",
                                         "wall_ratio", "max_abs_ll_diff", "load_start", "load_end"])
         if "kde" in cases:
