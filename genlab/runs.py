@@ -99,4 +99,6 @@ def _record_stop(out: Path, trainer: Trainer) -> None:
     cfg = io.read_config(out)
     cfg["stopped"] = {"reason": trainer.stop_reason, "step": trainer.step, "epoch": trainer.epoch,
                       "best_val_loss": trainer.best_val, "generation": trainer.generation + 1}
+    if trainer.stop_val is not None:  # a budget stop's own figure (before the first epoch there is no best)
+        cfg["stopped"]["val_loss_at_stop"] = trainer.stop_val
     trainer.generation = rundir.commit(out, {"config.json": rundir.json_bytes(cfg)})

@@ -199,11 +199,11 @@ def test_a_budget_keeps_room_for_the_last_validation(monkeypatch, val_s):
     tr.fit(ds.x[48:], None, ds.x[:48])
     assert tr.stopped is StopReason.TIME_BUDGET
     if val_s > budget:  # the end of the first epoch (9 s) could not know; the stop skips its validation
-        assert calls == [9.0] and tr.step == 10 and clock.now == 40.0
+        assert calls == [9.0] and tr.step == 10 and clock.now == 40.0 and tr.stop_val is None
         return
     assert clock.now <= budget + 1.0  # at most the step during which the room ran out
     if val_s:  # one epoch (9 s + a 5 s validation), one step more (15 s), then the stop's validation
-        assert tr.epoch == 1 and tr.step == 10 and clock.now == 20.0
+        assert tr.epoch == 1 and tr.step == 10 and clock.now == 20.0 and tr.stop_val is not None
 
 
 def test_every_iterative_sampler_has_the_steps_knob_the_preview_cuts():
@@ -234,3 +234,13 @@ def test_a_preview_draw_stops_at_its_allowance_whatever_the_family(digits):
     assert x is None and plan.n == 0 and "did not finish" in plan.note
     assert elapsed < 3.0  # one sample is 64 passes of >= 0.05 s: the pilot alone would take >= 3.2 s
     assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape[0] == 2  # no hook left behind
+
+
+def test_the_done_line_reports_a_budget_stops_validation_when_no_epoch_finished():
+    """A 5-minute transformer run stopped inside its first epoch printed "best validation loss None"."""
+    from genlab.cli.train import _validation_words
+    assert _validation_words({"best_val_loss": None, "val_loss_at_stop": 164.1}) == \
+        "no epoch finished: no best validation loss; validation loss at the stop 164.1"
+    assert _validation_words({"best_val_loss": 83.5, "val_loss_at_stop": 84.0}) == \
+        "best validation loss 83.5; validation loss at the stop 84"
+    assert "None" not in _validation_words({"best_val_loss": None})

@@ -218,9 +218,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         shown = write_run_figures(model, out, splits, saved_train_config(out).seed,
                                   None if budget is None else budget - (time.monotonic() - t_start))
     st = io.read_config(out).get("stopped", {})
-    print(f"done: {st.get('reason')} after {st.get('step')} steps; best validation loss {st.get('best_val_loss')}")
+    print(f"done: {st.get('reason')} after {st.get('step')} steps; " + _validation_words(st))
     print(f"run: {out}" + (f"   samples: {shown}" if shown else ""))
     return 0
+
+
+def _validation_words(stopped: dict) -> str:
+    """The validation figures of a finished run, in words."""
+    best, at_stop = stopped.get("best_val_loss"), stopped.get("val_loss_at_stop")
+    words = [f"best validation loss {best:.6g}" if best is not None else "no epoch finished: no best validation loss"
+             if at_stop is not None else "no validation loss (no validation data, or the family has none)"]
+    if at_stop is not None:
+        words.append(f"validation loss at the stop {at_stop:.6g}")
+    return "; ".join(words)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

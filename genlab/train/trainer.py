@@ -103,6 +103,7 @@ class Trainer:
         self.model_from_stop = False  # model.safetensors holds that model, not the best epoch's
         self.generation: int | None = None  # of the run directory, last committed or read
         self.val_seconds: float | None = None  # the last validation's duration
+        self.stop_val: float | None = None  # the validation loss a time-budget stop measured
         self.n_val, self.step0 = 0, 0
         if self.config.batch_size < 1 or self.epochs < 1 or self.config.checkpoint_every < 1:
             raise ValueError("batch_size, epochs and checkpoint_every must be >= 1")
@@ -307,7 +308,7 @@ class Trainer:
         finishes puts its best epoch back in model.safetensors (`_finish`)."""
         left = self._seconds_left()  # already past the budget (an epoch's validation took it): keep the latest
         skip = x_val is not None and left is not None and left <= 0
-        val = None if skip else self._validate(x_val, y_val)
+        val = self.stop_val = None if skip else self._validate(x_val, y_val)
         better = val is None or self.best_val is None or val < self.best_val
         checkpoint.log(self, {"epoch": self.epoch, "step": self.step, "val_loss": val, "best_val_loss": self.best_val,
                               "stop": "time budget"} | ({"validation": "skipped: no time left"} if skip else {}))
