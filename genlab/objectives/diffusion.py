@@ -77,7 +77,8 @@ def _strata(T: int, K: int, n: int, generator: torch.Generator | None, device) -
 
 def variational_bound(eps_fn: EpsFn, schedule: NoiseSchedule, x0: Tensor, *, levels: int | None = None,
                       variance: str = "beta", timesteps: int | None = None,
-                      generator: torch.Generator | None = None) -> Tensor:
+                      generator: torch.Generator | None = None,
+                      clip: tuple[float, float] | None = None) -> Tensor:
     """A lower bound on ``log p(x_0)`` per example (nats, in the space of ``x0``): minus Ho et al. Eq. 5.
 
     Each ``L_{t-1}`` uses one draw ``x_t ~ q(x_t | x_0)``. With ``timesteps = K < T`` the sum over
@@ -94,6 +95,8 @@ def variational_bound(eps_fn: EpsFn, schedule: NoiseSchedule, x0: Tensor, *, lev
             (tilde beta_t); ``L_0`` uses ``beta_1`` in both cases (tilde beta_1 = 0).
         timesteps: K, the number of timesteps evaluated per example (None: all T).
         generator: randomness of the ``t`` and ``x_t`` draws.
+        clip: range the reverse process clips ``x0_hat`` to (as `DDPMSampler` does with its
+            ``clip``), so that the bound is that of the model the sampler draws from; None: no clipping.
     Returns:
         (batch,) ``-(L_T + sum_t L_{t-1} + L_0)``, float64.
     """
@@ -113,6 +116,8 @@ def variational_bound(eps_fn: EpsFn, schedule: NoiseSchedule, x0: Tensor, *, lev
         ab = schedule.at("abar", t, x64)
         # x0 - x0_hat with x_t fixed, without subtracting two large numbers
         err = ((1 - ab) / ab).sqrt() * (eps_hat - eps.to(torch.float64))
+        if clip is not None:  # x0_hat = clip(x0 - err), written as a clamp of err to stay exact inside
+            err = torch.minimum(torch.maximum(err, x64 - clip[1]), x64 - clip[0])
         first = t == 1
         # t >= 2: KL between q(x_{t-1} | x_t, x_0) and p(x_{t-1} | x_t); the means differ by c0 * err
         post_var = schedule.at("post_var", t.clamp(min=2), x64)
