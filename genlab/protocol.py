@@ -77,10 +77,9 @@ class Loss:
 @dataclass
 class Objective:
     """One thing the trainer optimizes, with its own optimizer: ``name`` (in logs), ``parameters``
-    (what its optimizer updates; empty for closed-form / EM updates that ``loss`` applies itself),
-    ``loss(batch) -> Loss``, stepped on every ``every``-th trainer step (GAN ``n_critic``), once
-    per epoch on the whole training set if ``full_batch``; ``lr`` / ``betas`` (Adam) override the
-    trainer's unless None."""
+    (empty for closed-form / EM updates that ``loss`` applies itself), ``loss(batch) -> Loss``,
+    stepped every ``every``-th step (GAN ``n_critic``), once per epoch on the whole training set
+    if ``full_batch``; ``lr`` / ``betas`` (Adam) override the trainer's unless None."""
 
     name: str
     parameters: list[nn.Parameter]
@@ -134,14 +133,9 @@ class GenerativeModel(DistributionFace, nn.Module):
     def log_prob(self, x: Tensor | np.ndarray, *, condition: Tensor | None = None,
                  generator: torch.Generator | None = None) -> Tensor:
         """log p(x) per example in nats, in data space: (batch,) (a lower bound for BOUND densities
-        and for dequantized discrete data).
-
-        Args:
-            x: (batch, *event_shape) or (batch, dim) examples in data space.
-            condition: (batch,) class labels for `Conditional` models.
-            generator: randomness for dequantization / Monte-Carlo bounds; ``None`` uses a
-                fixed seed so that scores are reproducible.
-        """
+        and for dequantized discrete data). ``x``: (batch, *event_shape) or (batch, dim);
+        ``condition``: (batch,) labels for `Conditional` models; ``generator``: randomness of
+        dequantization / Monte-Carlo bounds (None: a fixed seed, so scores are reproducible)."""
         if self.density in (Density.NONE, Density.UNNORMALIZED):
             raise NotSupported(f"{self.name}: density is {self.density.value}; "
                                f"log_prob is not defined for this family")
@@ -385,8 +379,7 @@ class Translator:
         raise NotImplementedError
 
 
-# -- the registry's store: a family declares itself with @register; registry.py finds them ----
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, type] = {}  # the registry's store: families declare themselves with @register
 
 
 def register(name: str):
