@@ -143,6 +143,11 @@ def test_eval_cuts_a_metric_to_its_cap_and_says_why(capsys):
     full = evaluate(model, s.train, s.test, settings=EvalSettings(metric_seconds=0, metrics="nll"),
                     classifier_cache=None)
     assert full["metrics"]["nll_nats"]["n"] == len(s.test) and full["cut"] == {}
+    # the HTML report's row marks the cut cell, its reason in the tooltip; the full evaluation has no mark
+    from genlab.report.results import row
+    cut_row, full_row = row("gaussian", res, None, False), row("gaussian", full, None, False)
+    assert ">cut</span>" in cut_row[2].shown and "--metric-seconds" in cut_row[2].shown
+    assert not any(">cut</span>" in c.shown for c in full_row)
 
 
 def test_a_deadline_stops_training_like_a_budget_without_changing_the_saved_settings(tmp_path):

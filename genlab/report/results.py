@@ -32,6 +32,15 @@ def _metric(ev: dict, key: str, source: str = "metrics") -> tuple[dict | None, s
                                                              "not computed"))
 
 
+def _cut(cell: Cell, ev: dict, key: str) -> Cell:
+    """Mark ``cell`` when eval's time cap cut the metric ``key`` (its reason in the tooltip)."""
+    names = {"nll_nats": "nll", "bits_per_dim": "nll"}.get(key, key)
+    why = next((w for k, w in (ev.get("cut") or {}).items() if names in k.split("/")), None)
+    if why:
+        cell.shown += f' <span class="flag" title="{esc(why)}">cut</span>'
+    return cell
+
+
 def row(label: str, ev: dict | None, train: dict | None, is_image: bool, failure: str | None = None) -> list[Cell]:
     """One family's cells from its evaluation ``ev`` and training record ``train``."""
     if ev is None:
@@ -43,9 +52,9 @@ def row(label: str, ev: dict | None, train: dict | None, is_image: bool, failure
     c = estimate_cell(d, why)
     if d is not None:
         c.shown += f' <span class="se">{"bits/dim" if is_image else "nats"}, {esc(ev["metrics"].get("nll_is", ""))}</span>'
-    cells.append(c)
+    cells.append(_cut(c, ev, key))
     for k in ("classifier_fid", "precision", "recall", "density", "coverage", "mmd"):
-        cells.append(estimate_cell(*_metric(ev, k)))
+        cells.append(_cut(estimate_cell(*_metric(ev, k)), ev, k))
     mem, why = _metric(ev, "memorization")
     if mem is None:
         cells += [estimate_cell(None, why), estimate_cell(None, why)]
@@ -54,7 +63,7 @@ def row(label: str, ev: dict | None, train: dict | None, is_image: bool, failure
         if mem["flagged"]:
             c.shown += ' <span class="flag" title="{}">MEMORIZES</span>'.format(esc(mem.get("rule", "")))
         cells += [c, estimate_cell(mem["near_copy_share"])]
-    cells.append(estimate_cell(*_metric(ev, "sampling_speed"), digits=3))
+    cells.append(_cut(estimate_cell(*_metric(ev, "sampling_speed"), digits=3), ev, "sampling_speed"))
     t = train or {}
     cells.append(Cell(num(t.get("seconds"), 3), t.get("seconds", "")))
     cells.append(Cell(f"{ev['parameters']:,}", ev["parameters"]))
