@@ -8,7 +8,8 @@ that is its ``UNet2DModel`` (timestep index ``t - 1``: genlab counts 1..T, diffu
 betas of its ``DDPMScheduler`` and the variance its sampler uses by default (``variance_type=
 "fixed_small"``, the posterior variance tilde beta_t). ``L_0`` is Ho et al.'s decoder with
 variance beta_1 for both (diffusers' last sampling step is deterministic: no likelihood of its
-own). Neither side clips its x_0 prediction inside the bound, though both samplers do.
+own). Both sides clip their x_0 prediction to [-1, 1] inside the bound, as both samplers do (genlab's
+``DDPM.bound`` on discrete data; diffusers' ``DDPMScheduler(clip_sample=True)``, its default).
 Evaluating all T = 1000 terms on every test image at every evaluation would cost diffusers' U-Net
 minutes, so the bound is the stratified Monte-Carlo estimate over ``timesteps`` strata of 1..T,
 on the whole test split (180 images), with one fixed generator: both libraries are scored on the
@@ -64,7 +65,7 @@ def bound_bits(eps_fn: Callable[[Tensor, Tensor], Tensor], schedule: NoiseSchedu
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         lb = variational_bound(eps_fn, schedule, z, levels=levels, variance=variance,
-                               timesteps=min(timesteps, schedule.T), generator=g)
+                               timesteps=min(timesteps, schedule.T), generator=g, clip=(-1.0, 1.0))
     return float(-lb.mean()) / (z[0].numel() * math.log(2))
 
 
