@@ -18,7 +18,7 @@ import genlab.models.gmm  # noqa: F401  (its row split is watched below)
 from genlab import make
 from genlab.data import load_dataset
 from genlab.train import TrainConfig, Trainer
-from genlab.train.distributed import world
+from genlab.train.distributed import shutdown, world
 
 torch.set_num_threads(1)
 rank, size = world()
@@ -69,4 +69,6 @@ for job in jobs:
             "steps": trainer.step, "first_losses": losses[0], "last_losses": losses[-1], "em_rows": rows[:1],
         }))
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(out / f"{fam}.safetensors"))
-dist.destroy_process_group()
+# the last trainer's DDP wrappers must go before the process group does (genlab.train.distributed.shutdown)
+del trainer, step, spy
+shutdown()

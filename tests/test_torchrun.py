@@ -132,3 +132,31 @@ def test_trainer_under_torchrun_keeps_ranks_equal_for_a_gan_a_flow_and_em(tmp_pa
                                                                                  ds.x[:job["n_val"]])
             two = load_file(tmp_path / f"{job['family']}.safetensors")
             assert _states_close(two, model.state_dict(), 0) < 1e-4, job["family"]
+
+
+def test_shutdown_frees_the_ddp_wrappers_before_it_destroys_the_process_group(tmp_path):
+    """A finished trainer's DDP wrapper kept alive by a reference cycle would outlive the process
+    group and be torn down with the interpreter, where gloo's threads abort the process (the exit
+    -6 CI saw); `shutdown` collects it first, then ends the group."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+    from genlab.train.distributed import shutdown
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 1))
+        ddp.cycle = [ddp]  # as a trainer and its callbacks hold each other
+        alive = weakref.ref(ddp)
+        gc.disable()  # only shutdown's own collection may free it
+        del ddp
+        assert alive() is not None
+        shutdown()
+        assert alive() is None and not dist.is_initialized()
+    finally:
+        gc.enable()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    shutdown()  # without a process group: nothing to do

@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
             argv = family_from_config(argv)
         args = build_parser(command).parse_args(argv)
         args.started = started
-        return args.handler(args)
+        status = args.handler(args)
+        dist = sys.modules.get("torch.distributed")  # loaded only by commands that may run under torchrun
+        if status == 0 and dist is not None and dist.is_available() and dist.is_initialized():
+            from ..train.distributed import shutdown
+            shutdown()  # every rank done: end the job's process group before the interpreter's teardown
+        return status
     except BrokenPipeError:  # `genlab ... | head`: the reader left; nothing to report
         sys.stderr.close()
         return 0

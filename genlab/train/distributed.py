@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 import signal
 import time
@@ -74,6 +75,25 @@ def world() -> tuple[int, int]:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s()))
     return dist.get_rank(), dist.get_world_size()
+
+
+def shutdown() -> None:
+    """End this process's part in a ``torchrun`` job (a no-op in one process): destroy the
+    process group while the interpreter is whole.
+
+    Call it last, after training succeeded and with no trainer left in a variable (the CLI does;
+    scripts that use the `Trainer` under torchrun should too). The garbage collection first frees
+    the `DistributedDataParallel` wrappers a finished trainer may still hold in a reference cycle:
+    left for the interpreter's teardown, they keep the gloo process group alive until then, and
+    its threads abort the process ("terminate called without an active exception", exit -6) after
+    all its work was done, in about one exit of fifteen. No barrier: the trainer's last collective
+    is behind every rank, gloo's destroy is local, and the other ranks must not wait on rank 0
+    while it draws the run's pictures (nor a failed rank wait for a dead one)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def local_device(requested: str) -> torch.device:
