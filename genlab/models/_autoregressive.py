@@ -52,8 +52,9 @@ class CategoricalHead:
         return _categorical(params / temperature, generator).to(params.dtype)
 
 
-class GaussianMixtureHead:
-    """``p(x_i) = sum_k pi_k N(x_i; mu_k, s_k^2)``; params: (..., 3K) = (logits, means, raw scales)."""
+class _MixtureHead:
+    """A ``K``-component location-scale mixture per entry; params: (..., 3K) = (logits, means,
+    raw log-scales), split into log-weights, means and bounded log-scales."""
 
     def __init__(self, components: int):
         self.k = components
@@ -62,6 +63,10 @@ class GaussianMixtureHead:
     def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         logits, mu, raw = params.unflatten(-1, (3, self.k)).unbind(-2)
         return torch.log_softmax(logits, -1), mu, _bounded_log_scale(raw)
+
+
+class GaussianMixtureHead(_MixtureHead):
+    """``p(x_i) = sum_k pi_k N(x_i; mu_k, s_k^2)``; params: (..., 3K) = (logits, means, raw scales)."""
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         """x: (...) real values, params: (..., 3K) -> (...) log-densities."""
@@ -77,17 +82,13 @@ class GaussianMixtureHead:
         return mu.gather(-1, k).squeeze(-1) + temperature * log_s.gather(-1, k).squeeze(-1).exp() * eps
 
 
-class DiscretizedLogisticMixtureHead:
+class DiscretizedLogisticMixtureHead(_MixtureHead):
     """Mixture of ``K`` discretized logistics on the bin centres of [-1, 1] (Salimans et al. 2017,
     Eq. 2); params: (..., 3K) = (logits, means, raw log-scales)."""
 
     def __init__(self, components: int, levels: int):
-        self.k, self.levels = components, levels
-        self.n_params = 3 * components
-
-    def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        logits, mu, raw = params.unflatten(-1, (3, self.k)).unbind(-2)
-        return torch.log_softmax(logits, -1), mu, _bounded_log_scale(raw)
+        super().__init__(components)
+        self.levels = levels
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         """x: (...) bin centres in [-1, 1], params: (..., 3K) -> (...) log-probabilities."""
