@@ -217,9 +217,9 @@ def run_peer(task: str, lib: str, s, budget: float, interval: float, k: int, ddp
 # ---------------------------------------------------------------- genlab
 
 def run_genlab(task: str, s, targets: dict[str, float], cap: float, interval: float, k: int, ddpm_t: int,
-               seed: int, config: dict[str, str]) -> dict:
-    """genlab with its defaults (model settings ``config`` aside) until its NLL is at or below every
-    target, or ``cap`` CPU seconds."""
+               seed: int, config: dict[str, str], train: dict[str, str] | None = None) -> dict:
+    """genlab with its defaults (model settings ``config`` and trainer settings ``train`` aside)
+    until its NLL is at or below every target, or ``cap`` CPU seconds."""
     from genlab import make
     from genlab.registry import get_family
     from genlab.train import TrainConfig, Trainer
@@ -227,6 +227,8 @@ def run_genlab(task: str, s, targets: dict[str, float], cap: float, interval: fl
     spec = dataclasses.replace(s.train.spec, num_classes=None)  # p(x), as the peers
     model = make(family, spec, seed=seed, **config)
     cfg = TrainConfig(seed=seed, device="cpu", progress=False).for_family(get_family(family))
+    if train:
+        cfg = dataclasses.replace(cfg, **{key: _typed(getattr(cfg, key), v) for key, v in train.items()})
     x_test, goal = s.test.x, min(targets.values())
     curve, state = Curve(), {"next": interval}
     load0 = load()
@@ -273,6 +275,13 @@ def run_genlab(task: str, s, targets: dict[str, float], cap: float, interval: fl
                                                  if isinstance(getattr(cfg, f.name), (int, float, str, type(None)))}}
 
 
+def _typed(old, text: str):
+    """``text`` as the type of the trainer setting it replaces (``none`` for None)."""
+    if text.lower() == "none":
+        return None
+    return type(old)(text) if old is not None else float(text)
+
+
 def stored_peers(task: str, seed: int, budget: float) -> list[dict]:
     """The peers' rows of an earlier run (same task, seed and budget) from the results file."""
     path = RESULTS / "time_to_quality.json"
@@ -286,7 +295,8 @@ def stored_peers(task: str, seed: int, budget: float) -> list[dict]:
 
 
 def run_task(task: str, budget: float, cap_factor: float, interval: float, k: int, ddpm_t: int,
-             seed: int, genlab_set: dict[str, str] | None = None, reuse_peers: bool = False) -> list[dict]:
+             seed: int, genlab_set: dict[str, str] | None = None, reuse_peers: bool = False,
+             genlab_train: dict[str, str] | None = None) -> list[dict]:
     """Peers (trained now, or their stored rows with ``reuse_peers``), then genlab against them.
 
     Returns the rows to store: fresh peer rows get the comparison with genlab; genlab's row (named
@@ -298,10 +308,11 @@ def run_task(task: str, budget: float, cap_factor: float, interval: float, k: in
     else:
         rows = [run_peer(task, lib, s, budget, interval, k, ddpm_t, seed) for lib in peers]
     targets = {r["library"]: r["nll"] for r in rows}
-    g = run_genlab(task, s, targets, cap_factor * budget, interval, k, ddpm_t, seed, genlab_set or {})
+    g = run_genlab(task, s, targets, cap_factor * budget, interval, k, ddpm_t, seed, genlab_set or {}, genlab_train)
     g["budget_s"] = budget  # the peers' budget it was measured against
-    if genlab_set:
-        g["library"] = "genlab " + ",".join(f"{key}={v}" for key, v in genlab_set.items())
+    variant = {**(genlab_set or {}), **(genlab_train or {})}
+    if variant:
+        g["library"] = "genlab " + ",".join(f"{key}={v}" for key, v in variant.items())
     curve, g["vs"] = Curve(g["curve"]), {}
     for r in rows:
         hit = curve.first_below(r["nll"])
@@ -309,7 +320,7 @@ def run_task(task: str, budget: float, cap_factor: float, interval: float, k: in
              "ratio": hit[0] / r["budget_s"] if hit else None}  # genlab's time / the peer's: goal <= 0.5
         c["goal_met"] = c["ratio"] is not None and c["ratio"] <= 0.5
         g["vs"][r["library"]] = {"peer_nll": r["nll"], **c}
-        if not reuse_peers and not genlab_set:
+        if not reuse_peers and not variant:
             r.update(c, genlab_best_nll=curve.best())
     return ([] if reuse_peers else rows) + [g]
 
@@ -325,19 +336,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--genlab-set", action="append", default=[], metavar="KEY=VALUE",
                    help="a genlab model setting other than its default (a variant row, e.g. denoiser=eps)")
+    p.add_argument("--genlab-train", action="append", default=[], metavar="KEY=VALUE",
+                   help="a genlab trainer setting other than the family's default (a variant row, e.g. epochs=100)")
     p.add_argument("--peers-from-results", action="store_true",
                    help="take the peers' figures from an earlier run with the same task, seed and budget")
     args = p.parse_args(argv)
-    if any("=" not in kv for kv in args.genlab_set):
-        p.error(f"--genlab-set expects KEY=VALUE, got {args.genlab_set}")
+    if any("=" not in kv for kv in args.genlab_set + args.genlab_train):
+        p.error(f"--genlab-set and --genlab-train expect KEY=VALUE, got {args.genlab_set + args.genlab_train}")
     genlab_set = dict(kv.split("=", 1) for kv in args.genlab_set)
+    genlab_train = dict(kv.split("=", 1) for kv in args.genlab_train)
     torch.set_num_threads(1)
     rows: list[dict] = []
     for task in args.tasks.split(","):
         if task not in TASKS:
             p.error(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
         rows += run_task(task, args.budget, args.cap, args.interval, args.k, args.ddpm_timesteps, args.seed,
-                         genlab_set, args.peers_from_results)
+                         genlab_set, args.peers_from_results, genlab_train)
         print_table([{"task": g["task"], "peer": lib, "seed": g["seed"], "budget_s": g["budget_s"],
                       "unit": g["unit"], "genlab": g["library"], **c, "genlab_best_nll": g["best_nll"],
                       "load_start": g["load_start"], "load_end": g["load_end"]}
